@@ -1,0 +1,1 @@
+"""Non-learned baselines: the floor a learned encoder must beat."""

@@ -1,0 +1,1 @@
+"""Data: the common record type, dataset loaders and the synthetic multimodal world."""

@@ -1,0 +1,141 @@
+"""The one settings tree of aio-reid.
+
+Every value can be set from the environment with the ``AIOREID_`` prefix and ``__`` between
+nesting levels, e.g. ``AIOREID_DATABASE__URL=postgresql+psycopg://...`` or
+``AIOREID_STORAGE__SECRET_KEY=...``; a ``.env`` file in the working directory is read too.
+The defaults are the *embedded* profile: everything in one process under ``home``.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Profile(str, Enum):
+    """Embedded: SQLite, in-process vector index, local folder store. Services: the full stack."""
+
+    EMBEDDED = "embedded"
+    SERVICES = "services"
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; unset means SQLite under home (embedded profile)",
+    )
+    echo: bool = False
+
+
+class StorageSettings(BaseModel):
+    backend: Literal["local", "minio"] = "local"
+    root: Path | None = Field(default=None, description="local backend folder; default home/objects")
+    endpoint: str = "127.0.0.1:9000"
+    secure: bool = False
+    bucket: str = "aioreid"
+    access_key: SecretStr = SecretStr("minioadmin")
+    secret_key: SecretStr = SecretStr("minioadmin")
+    presign_seconds: int = Field(default=3600, gt=0)
+
+
+class IndexSettings(BaseModel):
+    backend: Literal["edge", "local", "server"] = Field(
+        default="edge",
+        description="edge: Qdrant Edge in-process HNSW; local: qdrant-client local mode "
+        "(exact scan, for tests); server: a Qdrant server at url",
+    )
+    path: Path | None = Field(default=None, description="embedded index folder; default home/index")
+    url: str = "http://127.0.0.1:6333"
+    api_key: SecretStr | None = None
+    collection_prefix: str = "aioreid"
+    alias: str = "aioreid-live"
+    quantization: bool = False
+
+
+class BrokerSettings(BaseModel):
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    result_backend: str = "redis://127.0.0.1:6379/1"
+    run_in_process: bool = Field(
+        default=True, description="embedded profile runs pipeline steps in-process, no broker"
+    )
+
+
+class EncoderSettings(BaseModel):
+    backbone: str = Field(
+        default="minilm-l6",
+        description="registry name or hub id / local path of the frozen backbone",
+    )
+    checkpoint: Path | None = None
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N")
+    batch_size: int = Field(default=32, gt=0)
+    local_files_only: bool = True
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, gt=0, lt=65536)
+    max_upload_mb: float = Field(default=20.0, gt=0)
+    bootstrap_api_key: SecretStr | None = None
+
+
+class SynthSettings(BaseModel):
+    identities: int = Field(default=120, gt=1)
+    seed: int = 0
+
+
+class Settings(BaseSettings):
+    """Root of the settings tree."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AIOREID_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    profile: Profile = Profile.EMBEDDED
+    home: Path = Field(default=Path("var"), description="where embedded state and caches live")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    database: DatabaseSettings = DatabaseSettings()
+    storage: StorageSettings = StorageSettings()
+    index: IndexSettings = IndexSettings()
+    broker: BrokerSettings = BrokerSettings()
+    encoder: EncoderSettings = EncoderSettings()
+    api: ApiSettings = ApiSettings()
+    synth: SynthSettings = SynthSettings()
+
+    @model_validator(mode="after")
+    def _services_need_servers(self) -> Settings:
+        if self.profile is Profile.SERVICES:
+            if self.database.url is None or self.database.url.startswith("sqlite"):
+                raise ValueError("profile 'services' needs AIOREID_DATABASE__URL (Postgres)")
+            if self.index.backend != "server":
+                raise ValueError("profile 'services' needs AIOREID_INDEX__BACKEND=server")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{(self.home / 'aioreid.db').as_posix()}"
+
+    @property
+    def storage_root(self) -> Path:
+        return self.storage.root or self.home / "objects"
+
+    @property
+    def index_path(self) -> Path:
+        return self.index.path or self.home / "index"
+
+    def redacted(self) -> dict:
+        """The settings as JSON-able data with secrets masked (SecretStr dumps as '**********')."""
+        return self.model_dump(mode="json")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once from the environment."""
+    return Settings()

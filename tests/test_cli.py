@@ -1,0 +1,67 @@
+"""The `aioreid` command line: every sub-command has --help; errors are readable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from aioreid.platform.cli import app
+
+runner = CliRunner()
+
+
+def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths = []
+    for name, cmd in group.commands.items():
+        paths.append((*prefix, name))
+        if isinstance(cmd, click.Group):
+            paths.extend(_command_paths(cmd, (*prefix, name)))
+    return paths
+
+
+ALL_COMMANDS = _command_paths(typer.main.get_command(app))  # type: ignore[arg-type]
+
+
+def test_expected_commands_exist() -> None:
+    names = {" ".join(p) for p in ALL_COMMANDS}
+    assert {"synth", "baseline", "demo", "config", "datasets", "datasets inspect"} <= names
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda p: " ".join(p))
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_config_prints_masked_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aioreid.platform.config import get_settings
+
+    monkeypatch.setenv("AIOREID_STORAGE__ACCESS_KEY", "topsecretkey")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(app, ["config"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["storage"]["access_key"] == "**********"
+    assert "topsecretkey" not in result.output
+
+
+def test_inspect_reports_missing_layout_without_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["datasets", "inspect", "market1501", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "error:" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unknown_dataset_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["datasets", "inspect", "no-such-set", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "market1501" in result.output  # the message lists the valid names

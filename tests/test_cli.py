@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-import click
 import pytest
 import typer
-from typer.testing import CliRunner
-
 from aioreid.platform.cli import app
+from typer.testing import CliRunner
 
 runner = CliRunner()
 
 
-def _command_paths(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+def _command_paths(group: Any, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = []
     for name, cmd in group.commands.items():
         paths.append((*prefix, name))
-        if isinstance(cmd, click.Group):
+        if hasattr(cmd, "commands"):
             paths.extend(_command_paths(cmd, (*prefix, name)))
     return paths
 

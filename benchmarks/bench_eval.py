@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import psutil
 import torch
+
 from aioreid.encoder.eval.metrics import RankResult, rank_metrics
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "eval.json"

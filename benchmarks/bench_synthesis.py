@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+
 from aioreid.encoder.data.records import Modality, Record
 from aioreid.encoder.training.data import MultimodalTrainSet
 from aioreid.encoder.training.synthesis import channel_augment, line_art

@@ -17,7 +17,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-datasets_app = typer.Typer(help="Inspect ReID datasets in their public layouts.", no_args_is_help=True)
+datasets_app = typer.Typer(
+    help="Inspect ReID datasets in their public layouts.", no_args_is_help=True
+)
 app.add_typer(datasets_app, name="datasets")
 
 

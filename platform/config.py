@@ -34,7 +34,9 @@ class DatabaseSettings(BaseModel):
 
 class StorageSettings(BaseModel):
     backend: Literal["local", "minio"] = "local"
-    root: Path | None = Field(default=None, description="local backend folder; default home/objects")
+    root: Path | None = Field(
+        default=None, description="local backend folder; default home/objects"
+    )
     endpoint: str = "127.0.0.1:9000"
     secure: bool = False
     bucket: str = "aioreid"

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 import typer
-from aioreid.platform.cli import app
 from typer.testing import CliRunner
+
+from aioreid.platform.cli import app
 
 runner = CliRunner()
 

@@ -8,18 +8,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from aioreid.encoder.data.datasets import (
-    DATASETS,
-    DatasetLayoutError,
-    list_datasets,
-    load_dataset,
-    parse_llcm_camera,
-    parse_market_name,
-    pku_sketch_split,
-    relabel,
-    sysu_camera_modality,
-)
-from aioreid.encoder.data.records import Modality, Record, ReIDDataset
 from fixtures_datasets import (
     DATASET_BUILDERS,
     build_cuhk_pedes,
@@ -32,6 +20,19 @@ from fixtures_datasets import (
     build_rstpreid,
     build_sysu_mm01,
 )
+
+from aioreid.encoder.data.datasets import (
+    DATASETS,
+    DatasetLayoutError,
+    list_datasets,
+    load_dataset,
+    parse_llcm_camera,
+    parse_market_name,
+    pku_sketch_split,
+    relabel,
+    sysu_camera_modality,
+)
+from aioreid.encoder.data.records import Modality, Record, ReIDDataset
 
 ALL_NAMES = [
     "market1501",

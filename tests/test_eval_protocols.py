@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from aioreid.encoder.data.records import Modality, Record
 from aioreid.encoder.eval.metrics import rank_metrics, rank_metrics_from_distmat
 from aioreid.encoder.eval.protocols import (

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+
 from aioreid.encoder.data.records import Modality, Record
 from aioreid.encoder.training.data import BATCH_KEYS, STAGES, MultimodalTrainSet, collate
 from aioreid.encoder.training.sampler import PKSampler

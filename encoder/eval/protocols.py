@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
+
 from aioreid.encoder.data.records import Record
 from aioreid.encoder.eval.metrics import (
     CmcMode,

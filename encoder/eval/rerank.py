@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+
 from aioreid.encoder.eval.metrics import _as_features
 
 DEFAULT_MAX_ITEMS = 20000

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
+
 from aioreid.encoder.data.records import Modality, Record
 from aioreid.encoder.training.synthesis import channel_augment, line_art
 from aioreid.encoder.training.transforms import (
@@ -31,7 +33,6 @@ from aioreid.encoder.training.transforms import (
     resize,
     to_three_channels,
 )
-from torch.utils.data import Dataset
 
 __all__ = ["BATCH_KEYS", "STAGES", "MultimodalTrainSet", "collate"]
 

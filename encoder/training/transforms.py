@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+
 from aioreid.encoder.data.records import Modality
 from aioreid.encoder.training.synthesis import ERASE_AREA, ERASE_ASPECT, random_rectangle
 

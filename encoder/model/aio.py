@@ -1,0 +1,312 @@
+"""The All-in-One model: learnable multimodal tokenizers -> frozen backbone -> [CLS] feature.
+
+A query is any non-empty combination of RGB, IR, sketch and text; its parts' token sequences
+(each with its modality embedding) are concatenated behind one learnable [CLS] token and read
+by the frozen backbone in ONE pass. The [CLS] output, optionally projected to ``embed_dim``,
+is the pre-BN feature; the BN-neck output is the inference feature (L2-normalise it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..data.records import Modality
+from .backbones import FrozenBackbone, build_backbone
+from .heads import DEFAULT_ATTRIBUTE_WORDS, MFBHead, VGMAMHead
+from .tokenizers import MultimodalTokenizer, Part, TextBatch, TextTokenizer
+
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "DEFAULT_TRAIN_VIEWS",
+    "AIOConfig",
+    "AIOModel",
+    "BackboneMismatchError",
+    "Features",
+    "parse_view",
+]
+
+CHECKPOINT_FORMAT = "aioreid.aio/1"
+
+#: Views (single modalities and combinations) the training objective encodes per batch.
+DEFAULT_TRAIN_VIEWS: tuple[str, ...] = ("rgb", "ir", "sketch", "text", "sketch+text", "rgb+text")
+
+
+def parse_view(view: str | Sequence[Modality | str]) -> tuple[Modality, ...]:
+    """``"text+sketch"`` -> ``(Modality.SKETCH, Modality.TEXT)`` (canonical order)."""
+    names = view.split("+") if isinstance(view, str) else list(view)
+    mods = {Modality.parse(n) for n in names}
+    if not mods:
+        raise ValueError(f"empty view {view!r}")
+    return tuple(m for m in Modality if m in mods)
+
+
+class BackboneMismatchError(ValueError):
+    """A checkpoint was trained on top of a different frozen backbone."""
+
+
+@dataclass
+class AIOConfig:
+    """Everything that defines an AIO model; defaults follow the spec digest.
+
+    OUR CHOICE / UNKNOWN items (digest): image size (default 128x64 on CPU; the GPU recipe uses
+    256x128), stem channels and patch size, ``embed_dim`` (default: backbone width, no
+    projection), loss weights (1.0 each), label smoothing 0.1, triplet margin 0.3, VGMAM mask
+    probability 0.5 with 2 head layers, MFB temperature 0.07 (learnable), and the training views.
+    ``mfb_on_bn``: MFB binds the BN-neck (inference) features (OUR CHOICE), else pre-BN ones.
+    """
+
+    backbone: str = "minilm-l6"
+    local_files_only: bool = True
+    image_size: tuple[int, int] = (128, 64)
+    stem_channels: tuple[int, int] = (32, 64)
+    patch_size: int = 4
+    text_max_len: int = 77
+    text_tokenizer: str | None = None
+    embed_dim: int | None = None
+    num_classes: int = 0
+    use_cc: bool = True
+    use_triplet: bool = True
+    use_vgmam: bool = True
+    use_mfb: bool = True
+    cc_weight: float = 1.0
+    triplet_weight: float = 1.0
+    vgmam_weight: float = 1.0
+    mfb_weight: float = 1.0
+    label_smoothing: float = 0.1
+    triplet_margin: float = 0.3
+    vgmam_mask_prob: float = 0.5
+    vgmam_layers: int = 2
+    vgmam_heads: int | None = None
+    vgmam_tie_embeddings: bool = True
+    attribute_words: tuple[str, ...] = DEFAULT_ATTRIBUTE_WORDS
+    mfb_temperature: float = 0.07
+    mfb_learnable_temperature: bool = True
+    mfb_on_bn: bool = True
+    train_views: tuple[str, ...] = field(default=DEFAULT_TRAIN_VIEWS)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AIOConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown AIOConfig keys: {sorted(unknown)}")
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**kwargs)
+
+
+@dataclass
+class Features:
+    """Output of :meth:`AIOModel.forward_features`.
+
+    ``pre_bn`` ``[B, D]`` ([CLS] output after the optional projection), ``bn`` ``[B, D]``
+    (BN-neck output, the inference feature; ``None`` when the neck was skipped), ``tokens``
+    ``[B, N, width]`` (backbone output), ``mask`` ``[B, N]``, ``spans`` (modality -> (start,
+    end) in the sequence; position 0 is [CLS]).
+    """
+
+    pre_bn: Tensor
+    bn: Tensor | None
+    tokens: Tensor
+    mask: Tensor
+    spans: dict[Modality, tuple[int, int]]
+
+
+class AIOModel(nn.Module):
+    """AIO: multimodal tokenizers + frozen backbone + BN-neck + training heads."""
+
+    def __init__(
+        self, config: AIOConfig | None = None, *, backbone: FrozenBackbone | None = None
+    ) -> None:
+        super().__init__()
+        self.config = cfg = config or AIOConfig()
+        self.backbone = backbone or build_backbone(
+            cfg.backbone, local_files_only=cfg.local_files_only
+        )
+        width = self.backbone.width
+        self.width = width
+        self.embed_dim = int(cfg.embed_dim or width)
+        tok_path = cfg.text_tokenizer or self.backbone.text_tokenizer_path
+        text: TextTokenizer | None = None
+        if tok_path is not None:
+            text = TextTokenizer(
+                width,
+                tok_path,
+                max_len=cfg.text_max_len,
+                word_embeddings=self.backbone.word_embeddings(),
+                position_embeddings=self.backbone.position_embeddings(),
+            )
+        self.tokenizer = MultimodalTokenizer(
+            width,
+            image_size=tuple(cfg.image_size),  # type: ignore[arg-type]
+            stem_channels=tuple(cfg.stem_channels),  # type: ignore[arg-type]
+            patch_size=cfg.patch_size,
+            text=text,
+        )
+        self.projection: nn.Module = (
+            nn.Identity() if self.embed_dim == width else nn.Linear(width, self.embed_dim, False)
+        )
+        # BN-neck (strong baseline): BatchNorm1d with a frozen zero bias.
+        self.bottleneck = nn.BatchNorm1d(self.embed_dim)
+        self.bottleneck.bias.requires_grad_(False)
+        self.classifier: nn.Linear | None = None
+        if cfg.use_cc and cfg.num_classes > 0:
+            self.classifier = nn.Linear(self.embed_dim, cfg.num_classes, bias=False)
+            nn.init.normal_(self.classifier.weight, std=0.001)
+        self.vgmam: VGMAMHead | None = None
+        if cfg.use_vgmam and text is not None:
+            self.vgmam = VGMAMHead(
+                width,
+                text.vocab_size,
+                layers=cfg.vgmam_layers,
+                heads=cfg.vgmam_heads,
+                tie_embeddings=cfg.vgmam_tie_embeddings,
+            )
+        self.mfb: MFBHead | None = None
+        if cfg.use_mfb:
+            self.mfb = MFBHead(cfg.mfb_temperature, learnable=cfg.mfb_learnable_temperature)
+
+    # ------------------------------------------------------------------ basics
+
+    @property
+    def device(self) -> torch.device:
+        return self.tokenizer.cls_token.device
+
+    @property
+    def text_tokenizer(self) -> TextTokenizer:
+        if self.tokenizer.text is None:
+            raise ValueError("this model has no text tokenizer")
+        return self.tokenizer.text
+
+    def encode_text(self, captions: str | Sequence[str]) -> TextBatch:
+        """Captions -> TextBatch on the model's device (ValueError on an empty caption)."""
+        return self.text_tokenizer.encode_text(captions, device=self.device)
+
+    def tokenize(
+        self,
+        parts: Mapping[Modality | str, Part],
+        order: Sequence[Modality | str] | None = None,
+    ) -> tuple[Tensor, Tensor, dict[Modality, tuple[int, int]]]:
+        """Parts -> one sequence ``[CLS] + parts`` (tokens, mask, spans); see
+        :class:`~aioreid.encoder.model.tokenizers.MultimodalTokenizer`."""
+        return self.tokenizer(parts, order)
+
+    def forward_features(
+        self,
+        parts: Mapping[Modality | str, Part],
+        *,
+        order: Sequence[Modality | str] | None = None,
+        neck: bool = True,
+    ) -> Features:
+        """Tokenise, run the frozen backbone, take [CLS] (+ projection) and the BN-neck."""
+        tokens, mask, spans = self.tokenize(parts, order)
+        hidden = self.backbone(tokens, mask)
+        pre_bn = self.projection(hidden[:, 0])
+        bn = self.bottleneck(pre_bn) if neck else None
+        return Features(pre_bn=pre_bn, bn=bn, tokens=hidden, mask=mask, spans=spans)
+
+    def forward(self, parts: Mapping[Modality | str, Part]) -> Features:
+        return self.forward_features(parts)
+
+    def embed(self, parts: Mapping[Modality | str, Part], *, normalize: bool = True) -> Tensor:
+        """Inference feature ``[B, D]``: BN-neck output, L2-normalised by default.
+
+        Call ``model.eval()`` first (the BN-neck must use its running statistics).
+        """
+        bn = self.forward_features(parts).bn
+        assert bn is not None
+        return F.normalize(bn, dim=1) if normalize else bn
+
+    # ------------------------------------------------------------ training / I/O
+
+    def parameters_to_train(self) -> list[nn.Parameter]:
+        """Every trainable parameter (tokenizers, projection, neck, heads); never the backbone."""
+        backbone_ids = {id(p) for p in self.backbone.parameters()}
+        return [p for p in self.parameters() if p.requires_grad and id(p) not in backbone_ids]
+
+    def trainable_state_dict(self) -> dict[str, Any]:
+        """A checkpoint without backbone weights: ``{"format", "config", "backbone_id",
+        "backbone_hash", "state_dict"}`` (``state_dict``: CPU copies of every non-backbone
+        parameter and buffer)."""
+        tensors = {
+            k: v.detach().to("cpu", copy=True)
+            for k, v in self.state_dict().items()
+            if not k.startswith("backbone.")
+        }
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config.to_dict(),
+            "backbone_id": self.backbone.backbone_id,
+            "backbone_hash": self.backbone.weights_hash(),
+            "state_dict": tensors,
+        }
+
+    def load_trainable_state_dict(
+        self, checkpoint: Mapping[str, Any], *, strict: bool = True
+    ) -> None:
+        """Load a :meth:`trainable_state_dict` checkpoint.
+
+        Raises :class:`BackboneMismatchError` when it was trained on a backbone with other
+        weights (hash differs); with ``strict``, missing or unexpected keys raise KeyError.
+        """
+        if checkpoint.get("format") != CHECKPOINT_FORMAT or "state_dict" not in checkpoint:
+            raise ValueError(
+                f"not an AIO checkpoint (format {checkpoint.get('format')!r}, expected "
+                f"{CHECKPOINT_FORMAT!r})"
+            )
+        mine = self.backbone.weights_hash()
+        theirs = checkpoint.get("backbone_hash")
+        if theirs != mine:
+            raise BackboneMismatchError(
+                f"checkpoint was trained on backbone {checkpoint.get('backbone_id')!r} with "
+                f"weights hash {theirs}, but this model's backbone "
+                f"{self.backbone.backbone_id!r} has weights hash {mine}; load it on the same "
+                "frozen backbone weights"
+            )
+        state = dict(checkpoint["state_dict"])
+        if any(k.startswith("backbone.") for k in state):
+            raise ValueError("checkpoint unexpectedly contains backbone weights")
+        result = self.load_state_dict(state, strict=False)
+        missing = [k for k in result.missing_keys if not k.startswith("backbone.")]
+        if strict and (missing or result.unexpected_keys):
+            raise KeyError(
+                f"checkpoint does not match the model: missing {missing}, unexpected "
+                f"{list(result.unexpected_keys)}"
+            )
+
+    def save(self, path: str | Path) -> Path:
+        """Write :meth:`trainable_state_dict` with ``torch.save``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(self.trainable_state_dict(), path)
+        return path
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        checkpoint: Mapping[str, Any] | str | Path,
+        *,
+        backbone: FrozenBackbone | None = None,
+        map_location: str | torch.device = "cpu",
+    ) -> AIOModel:
+        """Rebuild a model from a checkpoint (dict or file); the backbone is rebuilt from the
+        recorded config unless given, and its hash is verified."""
+        if not isinstance(checkpoint, Mapping):
+            checkpoint = torch.load(Path(checkpoint), map_location=map_location, weights_only=True)
+        config = AIOConfig.from_dict(checkpoint["config"])
+        model = cls(config, backbone=backbone)
+        model.load_trainable_state_dict(checkpoint)
+        return model

@@ -1,0 +1,144 @@
+"""The training objective: one call from a batch dict to every AIO loss.
+
+Batch format (what the training loop passes)::
+
+    {"rgb": B x 3 x H x W, "ir": B x 3 x H x W, "sketch": B x 3 x H x W,   # float, normalised
+     "text": list[str] (B captions), "pids": LongTensor[B] relabelled 0..C-1}
+
+Image keys or ``"text"`` may be absent (or ``None``); views needing them are then skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..data.records import Modality
+from .aio import AIOModel, parse_view
+from .heads import mask_attribute_words
+from .losses import batch_hard_triplet_loss, label_smoothing_cross_entropy
+from .tokenizers import Part
+
+__all__ = ["compute_losses"]
+
+
+def _inputs(model: AIOModel, batch: Mapping[str, Any]) -> dict[Modality, Part]:
+    out: dict[Modality, Part] = {}
+    for m in (Modality.RGB, Modality.IR, Modality.SKETCH):
+        v = batch.get(m.value)
+        if v is not None:
+            out[m] = v.to(model.device, torch.float32)
+    text = batch.get(Modality.TEXT.value)
+    if text is not None:
+        out[Modality.TEXT] = model.encode_text(list(text))
+    return out
+
+
+def compute_losses(
+    model: AIOModel,
+    batch: Mapping[str, Any],
+    *,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """All enabled AIO losses for one batch (see the module docstring for its format).
+
+    Encodes every view of ``config.train_views`` whose parts are in the batch (default: rgb,
+    ir, sketch, text, sketch+text, rgb+text); the BN-neck runs once over all views together
+    (OUR CHOICE: shared batch statistics across modalities, as in cross-modality ReID).
+
+    Keys: ``cc_id`` (label-smoothed CE, shared classifier over all views), ``cc_triplet``
+    (batch-hard triplet on pre-BN features, mean over views), ``cc`` (their weighted sum),
+    ``vgmam`` (+ metric ``vgmam_acc``, detached; needs text and rgb), ``mfb`` (every non-RGB
+    view bound to RGB; needs rgb) and ``total`` = cc_weight*cc + vgmam_weight*vgmam +
+    mfb_weight*mfb. A head switched off in the config has no keys.
+    """
+    cfg = model.config
+    if "pids" not in batch:
+        raise KeyError("batch needs 'pids' (LongTensor[B] relabelled 0..C-1)")
+    pids = torch.as_tensor(batch["pids"]).to(model.device).long()
+    inputs = _inputs(model, batch)
+    views = [v for v in (parse_view(s) for s in cfg.train_views) if all(m in inputs for m in v)]
+    if not views:
+        raise ValueError(
+            f"no training view of {list(cfg.train_views)} can be built from batch keys "
+            f"{sorted(k for k in batch if batch[k] is not None)}"
+        )
+    b = pids.shape[0]
+    pre: list[Tensor] = []
+    for view in views:
+        feats = model.forward_features({m: inputs[m] for m in view}, neck=False)
+        if feats.pre_bn.shape[0] != b:
+            raise ValueError(f"view {view} has batch size {feats.pre_bn.shape[0]}, pids {b}")
+        pre.append(feats.pre_bn)
+    pre_all = torch.cat(pre)
+    bn_all = model.bottleneck(pre_all)
+    bn = list(bn_all.split(b))
+
+    losses: dict[str, Tensor] = {}
+    total = pre_all.new_zeros(())
+
+    if cfg.use_cc:
+        if model.classifier is None:
+            raise ValueError("CC head enabled but num_classes is 0; set AIOConfig.num_classes")
+        if int(pids.min()) < 0 or int(pids.max()) >= cfg.num_classes:
+            raise ValueError(
+                f"pids must be relabelled to 0..{cfg.num_classes - 1}, got range "
+                f"{int(pids.min())}..{int(pids.max())}"
+            )
+        logits = model.classifier(bn_all)
+        cc_id = label_smoothing_cross_entropy(logits, pids.repeat(len(views)), cfg.label_smoothing)
+        losses["cc_id"] = cc_id
+        cc = cc_id
+        if cfg.use_triplet:
+            trip = torch.stack(
+                [batch_hard_triplet_loss(f, pids, cfg.triplet_margin) for f in pre]
+            ).mean()
+            losses["cc_triplet"] = trip
+            cc = cc + cfg.triplet_weight * trip
+        losses["cc"] = cc
+        total = total + cfg.cc_weight * cc
+
+    if cfg.use_vgmam and model.vgmam is not None and Modality.TEXT in inputs and (
+        Modality.RGB in inputs
+    ):
+        masked, labels = mask_attribute_words(
+            model.text_tokenizer,
+            list(batch["text"]),
+            cfg.attribute_words,
+            prob=cfg.vgmam_mask_prob,
+            generator=generator,
+        )
+        masked, labels = masked.to(model.device), labels.to(model.device)
+        tokens, mask, spans = model.tokenize(
+            {Modality.TEXT: masked, Modality.RGB: inputs[Modality.RGB]},
+            order=(Modality.TEXT, Modality.RGB),
+        )
+        hidden = model.backbone(tokens, mask)
+        start, end = spans[Modality.TEXT]
+        select = torch.zeros(mask.shape, dtype=torch.bool, device=mask.device)
+        select[:, start:end] = labels != -100
+        targets = labels[labels != -100]
+        logits = model.vgmam(
+            hidden, mask, select, model.text_tokenizer.embed.weight
+        )
+        vg_loss, vg_acc = model.vgmam.loss(logits, targets)
+        losses["vgmam"] = vg_loss
+        losses["vgmam_acc"] = vg_acc
+        total = total + cfg.vgmam_weight * vg_loss
+
+    if cfg.use_mfb and model.mfb is not None:
+        rgb_view = (Modality.RGB,)
+        if rgb_view not in views:
+            raise ValueError("MFB binds every view to RGB; the batch has no 'rgb' images")
+        feats = bn if cfg.mfb_on_bn else pre
+        anchors = feats[views.index(rgb_view)]
+        others = [(f, pids) for v, f in zip(views, feats, strict=True) if v != rgb_view]
+        mfb = model.mfb(anchors, pids, others)
+        losses["mfb"] = mfb
+        total = total + cfg.mfb_weight * mfb
+
+    losses["total"] = total
+    return losses

@@ -1,0 +1,290 @@
+"""Progressive training of the AIO encoder (``aioreid train --config FILE``).
+
+Stages run one after the other over one cosine schedule with linear warm-up (AdamW; OUR CHOICE
+per the digest). Each optimizer step may accumulate several PK batches. A checkpoint
+(``last.pt``: model, optimizer, scheduler, position) is written every ``checkpoint_every``
+steps and at the end, so an interrupted run resumes where it stopped; ``final.pt`` holds only
+what inference needs. Metrics go to ``metrics.jsonl``, one JSON object per logged step.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+from tqdm.auto import tqdm
+
+from aioreid.encoder.data.datasets import load_dataset
+from aioreid.encoder.data.records import Record
+from aioreid.encoder.model import AIOConfig, AIOModel, compute_losses
+from aioreid.encoder.training.config import TrainConfig
+from aioreid.encoder.training.data import MultimodalTrainSet, collate
+from aioreid.encoder.training.sampler import PKSampler
+from aioreid.encoder.training.world_records import world_train_records
+
+LAST = "last.pt"
+FINAL = "final.pt"
+METRICS = "metrics.jsonl"
+
+
+@dataclass
+class Position:
+    """Where training stands: global step, stage, epoch within stage, batches done in epoch."""
+
+    step: int = 0
+    stage: int = 0
+    stage_step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} requested but CUDA is not available")
+    return device
+
+
+def train_records(cfg: TrainConfig) -> list[Record] | dict[str, list[Record]]:
+    """A synthetic world shares one pid space; real sources keep theirs apart."""
+    if cfg.world is not None and not cfg.sources:
+        return world_train_records(cfg.world)
+    out: dict[str, list[Record]] = {}
+    if cfg.world is not None:
+        out["world"] = world_train_records(cfg.world)
+    for src in cfg.sources:
+        out[f"{src.dataset}:{src.root}"] = load_dataset(src.dataset, src.root, **src.options).train
+    return out
+
+
+def lr_factor(step: int, warmup: int, total: int, floor: float) -> float:
+    """Linear warm-up to 1, then cosine decay to ``floor`` at ``total``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+class _SkipFirst(Sampler[list]):
+    """Batches of an epoch minus the ones a resumed run has already seen."""
+
+    def __init__(self, inner: PKSampler, skip: int) -> None:
+        self.inner, self.skip = inner, skip
+
+    def __len__(self) -> int:
+        return max(0, len(self.inner) - self.skip)
+
+    def __iter__(self) -> Iterator[list]:
+        for i, batch in enumerate(self.inner):
+            if i >= self.skip:
+                yield batch
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        self.records = train_records(cfg)
+        probe = self._dataset(cfg.stages[0].use_real_ir, cfg.stages[0].use_real_sketch)
+        self.num_classes = probe.num_classes
+        model_cfg = AIOConfig.from_dict({**cfg.model, "num_classes": self.num_classes})
+        self.model = AIOModel(model_cfg).to(self.device)
+        self.backbone_hash = self.model.backbone.weights_hash()  # before any unfrozen update
+        groups: list[dict[str, Any]] = [{"params": self.model.parameters_to_train(), "lr": cfg.lr}]
+        if cfg.unfreeze_backbone:
+            params = list(self.model.backbone.parameters())
+            for p in params:
+                p.requires_grad_(True)
+            groups.append({"params": params, "lr": cfg.lr * cfg.backbone_lr_scale})
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer,
+            lambda s: lr_factor(s, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio),
+        )
+        self.amp_dtype, self.scaler = self._amp()
+        self.position = Position()
+        self.out = Path(cfg.output_dir)
+
+    # ----------------------------------------------------------------- set-up
+    def _dataset(self, real_ir: bool, real_sketch: bool) -> MultimodalTrainSet:
+        return MultimodalTrainSet.from_records(
+            self.records,
+            size=tuple(self.cfg.model.get("image_size", (128, 64))),  # type: ignore[arg-type]
+            use_real_ir=real_ir,
+            use_real_sketch=real_sketch,
+            synthesize_missing=self.cfg.synthesize_missing,
+            seed=self.cfg.seed,
+        )
+
+    def _amp(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+        mode = self.cfg.amp
+        if self.device.type != "cuda" or mode == "off":
+            return None, None
+        if mode == "bf16" or (mode == "auto" and torch.cuda.is_bf16_supported()):
+            return torch.bfloat16, None
+        return torch.float16, torch.amp.GradScaler("cuda")
+
+    def _autocast(self) -> Any:
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # ------------------------------------------------------------ checkpoints
+    def model_checkpoint(self) -> dict[str, Any]:
+        ckpt = self.model.trainable_state_dict()
+        ckpt["backbone_hash"] = self.backbone_hash
+        if self.cfg.unfreeze_backbone:
+            ckpt["backbone_state_dict"] = {
+                k: v.detach().cpu() for k, v in self.model.backbone.state_dict().items()
+            }
+        ckpt["training"] = {"position": asdict(self.position),
+                            "config": self.cfg.model_dump(mode="json")}
+        return ckpt
+
+    def save(self) -> Path:
+        self.out.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": self.model_checkpoint(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "position": asdict(self.position),
+            "torch_rng": torch.get_rng_state(),
+        }
+        tmp = self.out / (LAST + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.out / LAST)  # atomic: a crash mid-write keeps the previous one
+        return self.out / LAST
+
+    def resume(self) -> bool:
+        """Continue from ``last.pt`` in the output folder, if there is one."""
+        path = self.out / LAST
+        if not path.exists():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        model_state = state["model"]
+        if "backbone_state_dict" in model_state:
+            self.model.backbone.load_state_dict(model_state["backbone_state_dict"])
+        self.model.load_trainable_state_dict({**model_state, "backbone_hash": self.backbone_hash}
+                                             if "backbone_state_dict" in model_state
+                                             else model_state)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.position = Position(**state["position"])
+        return True
+
+    # ----------------------------------------------------------------- loop
+    def _log(self, record: dict[str, Any]) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with open(self.out / METRICS, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    def _step(self, batches: list[dict[str, Any]]) -> dict[str, float]:
+        self.model.train()
+        sums: dict[str, float] = {}
+        for batch in batches:
+            with self._autocast():
+                losses = compute_losses(self.model, batch)
+            loss = losses["total"] / len(batches)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+            else:
+                loss.backward()
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)
+        if self.cfg.grad_clip:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return sums
+
+    def _batches(self, dataset: MultimodalTrainSet) -> Iterator[dict[str, Any]]:
+        """Endless PK batches of ``dataset`` from the current position, epoch after epoch."""
+        cfg = self.cfg
+        sampler = PKSampler(dataset.labels, cfg.p, cfg.k, seed=cfg.seed, tag_repeats=True)
+        while True:
+            sampler.set_epoch(self.position.epoch)
+            dataset.set_epoch(self.position.epoch)
+            loader = DataLoader(
+                dataset,
+                batch_sampler=_SkipFirst(sampler, self.position.batch_in_epoch),
+                collate_fn=collate,
+                num_workers=cfg.workers,
+            )
+            for batch in loader:
+                self.position.batch_in_epoch += 1
+                yield batch
+            self.position.epoch += 1
+            self.position.batch_in_epoch = 0
+
+    def fit(self, *, progress: bool = True, resume: bool = True) -> dict[str, Any]:
+        """Run (or finish) every stage; returns a summary and writes ``final.pt``."""
+        cfg = self.cfg
+        resumed = self.resume() if resume else False
+        started = time.perf_counter()
+        bar = tqdm(total=cfg.total_steps, initial=self.position.step, desc="train",
+                   unit="step", disable=not progress)
+        stopped_early = False
+        last: dict[str, float] = {}
+        while self.position.stage < len(cfg.stages):
+            stage = cfg.stages[self.position.stage]
+            dataset = self._dataset(stage.use_real_ir, stage.use_real_sketch)
+            batches = self._batches(dataset)
+            while self.position.stage_step < stage.steps:
+                t0 = time.perf_counter()
+                last = self._step([next(batches) for _ in range(cfg.grad_accum)])
+                self.position.step += 1
+                self.position.stage_step += 1
+                bar.update(1)
+                bar.set_postfix(stage=stage.name, loss=f"{last['total']:.3f}")
+                stage_done = self.position.stage_step == stage.steps
+                if self.position.step % cfg.log_every == 0 or stage_done:
+                    samples = cfg.p * cfg.k * cfg.grad_accum
+                    self._log({"step": self.position.step, "stage": stage.name,
+                               "epoch": self.position.epoch,
+                               "lr": self.scheduler.get_last_lr()[0],
+                               "samples_per_s": samples / (time.perf_counter() - t0),
+                               "elapsed_s": time.perf_counter() - started, **last})
+                if self.position.step % cfg.checkpoint_every == 0:
+                    self.save()
+                minutes = (time.perf_counter() - started) / 60
+                if cfg.max_minutes is not None and minutes >= cfg.max_minutes:
+                    stopped_early = True
+                    break
+            if stopped_early:
+                break
+            self.position = Position(step=self.position.step, stage=self.position.stage + 1)
+        bar.close()
+        self.save()
+        final = self.out / FINAL
+        torch.save(self.model_checkpoint(), final)
+        return {"final": str(final), "steps": self.position.step, "resumed": resumed,
+                "stopped_early": stopped_early, "num_classes": self.num_classes,
+                "seconds": round(time.perf_counter() - started, 1), "last_losses": last}
+
+
+def train(cfg: TrainConfig, *, progress: bool = True, resume: bool = True) -> dict[str, Any]:
+    return Trainer(cfg).fit(progress=progress, resume=resume)

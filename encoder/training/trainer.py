@@ -198,6 +198,8 @@ class Trainer:
         self.model.train()
         sums: dict[str, float] = {}
         for batch in batches:
+            if not bool(batch["has_text"].all()):
+                batch = {**batch, "text": None}  # text views need a caption for every row
             with self._autocast():
                 losses = compute_losses(self.model, batch)
             loss = losses["total"] / len(batches)
@@ -233,6 +235,9 @@ class Trainer:
                 batch_sampler=_SkipFirst(sampler, self.position.batch_in_epoch),
                 collate_fn=collate,
                 num_workers=cfg.workers,
+                # Its own generator: creating an iterator must not draw from the global RNG,
+                # or a resumed run would diverge from an uninterrupted one.
+                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + self.position.epoch),
             )
             for batch in loader:
                 self.position.batch_in_epoch += 1
@@ -273,6 +278,8 @@ class Trainer:
                 minutes = (time.perf_counter() - started) / 60
                 if cfg.max_minutes is not None and minutes >= cfg.max_minutes:
                     stopped_early = True
+                    self._log({"step": self.position.step, "stage": stage.name,
+                               "event": "time budget reached", "elapsed_s": minutes * 60, **last})
                     break
             if stopped_early:
                 break

@@ -1,0 +1,21 @@
+"""Shared fixtures. Tests never touch the network: hubs are forced offline here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12-identity synthetic world in every layout, without videos (about a second)."""
+    from aioreid.encoder.data.synth import SynthConfig, generate_world
+
+    root = tmp_path_factory.mktemp("world")
+    generate_world(root, SynthConfig(identities=12, seed=3, videos_per_camera=0, progress=False))
+    return root

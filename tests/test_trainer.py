@@ -1,0 +1,127 @@
+"""Progressive training: stages, JSONL metrics, checkpoints, resume, time budget, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from aioreid.encoder.training.config import TrainConfig, builtin_configs, load_config
+from aioreid.encoder.training.trainer import FINAL, LAST, METRICS, Trainer, lr_factor
+from aioreid.encoder.training.world_records import world_train_records
+
+
+def _cfg(world: Path, out: Path, **extra: object) -> TrainConfig:
+    data = {
+        "model": {"backbone": "tiny", "image_size": [64, 32], "text_max_len": 24},
+        "world": str(world),
+        "stages": [
+            {"name": "s1", "steps": 2, "use_real_ir": False, "use_real_sketch": False},
+            {"name": "s2", "steps": 2, "use_real_ir": True, "use_real_sketch": True},
+        ],
+        "p": 3, "k": 2, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 1,
+        "output_dir": str(out), **extra,
+    }
+    return TrainConfig.model_validate(data)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _trainable(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return trainer.model.trainable_state_dict()["state_dict"]
+
+
+def test_world_records_hold_only_training_identities(tiny_world: Path) -> None:
+    from aioreid.encoder.data.synth import WorldManifest
+
+    records = world_train_records(tiny_world)
+    train = set(WorldManifest.load(tiny_world).train_pids)
+    assert {r.pid for r in records} <= train
+    kinds = {r.modality.value for r in records}
+    assert kinds == {"rgb", "ir", "sketch", "text"}
+
+
+def test_training_runs_both_stages_and_logs(tiny_world: Path, tmp_path: Path) -> None:
+    trainer = Trainer(_cfg(tiny_world, tmp_path / "run"))
+    before = {k: v.clone() for k, v in _trainable(trainer).items()}
+    backbone_before = {k: v.clone() for k, v in trainer.model.backbone.state_dict().items()}
+    summary = trainer.fit(progress=False)
+    assert summary["steps"] == 4 and not summary["stopped_early"]
+    lines = [json.loads(x) for x in (tmp_path / "run" / METRICS).read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4]
+    assert [x["stage"] for x in lines] == ["s1", "s1", "s2", "s2"]
+    assert all(torch.isfinite(torch.tensor(x["total"])) for x in lines)
+    changed = [k for k, v in _trainable(trainer).items() if not torch.equal(v, before[k])]
+    assert any(k.startswith("tokenizer.") for k in changed)
+    for k, v in trainer.model.backbone.state_dict().items():
+        assert torch.equal(v, backbone_before[k]), f"frozen backbone weight {k} changed"
+    ckpt = torch.load(tmp_path / "run" / FINAL, weights_only=False)
+    assert not any(k.startswith("backbone.") for k in ckpt["state_dict"])
+    assert ckpt["backbone_id"] == "tiny"
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tiny_world: Path, tmp_path: Path) -> None:
+    straight = Trainer(_cfg(tiny_world, tmp_path / "a"))
+    straight.fit(progress=False)
+
+    first = Trainer(_cfg(tiny_world, tmp_path / "b", max_minutes=1e-6))
+    s1 = first.fit(progress=False)
+    assert s1["stopped_early"] and s1["steps"] == 1
+    assert (tmp_path / "b" / LAST).exists()
+    second = Trainer(_cfg(tiny_world, tmp_path / "b"))
+    s2 = second.fit(progress=False)
+    assert s2["resumed"] and s2["steps"] == 4
+    a, b = _trainable(straight), _trainable(second)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_lr_schedule_warms_up_then_decays() -> None:
+    factors = [lr_factor(s, 10, 100, 0.01) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert factors[-1] == pytest.approx(0.01, abs=0.01)
+
+
+def test_builtin_cpu_config_loads_and_bad_configs_are_explained(tmp_path: Path) -> None:
+    assert "cpu-synthetic" in builtin_configs()
+    cfg = load_config("cpu-synthetic")
+    assert cfg.model["backbone"] == "minilm-l6" and cfg.max_minutes == 15
+    assert [s.use_real_ir for s in cfg.stages] == [False, True]
+    with pytest.raises(FileNotFoundError, match="cpu-synthetic"):
+        load_config("no-such-config")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: []\n")
+    with pytest.raises(ValueError, match="world"):
+        load_config(bad)
+
+
+def test_train_and_evaluate_commands(tiny_world: Path, tmp_path: Path) -> None:
+    from aioreid.platform.cli import app
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(_cfg(tiny_world, tmp_path / "cli").model_dump(mode="json")))
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    final = tmp_path / "cli" / FINAL
+    out_json = tmp_path / "eval.json"
+    result = runner.invoke(app, ["evaluate", "--checkpoint", str(final), "--dataset",
+                                 "synthetic", "--root", str(tiny_world), "--trials", "2",
+                                 "--json", str(out_json)])
+    assert result.exit_code == 0, result.output
+    assert "text+sketch→RGB" in result.output
+    rows = json.loads(out_json.read_text())[0]["rows"]
+    assert set(rows) >= {"RGB→RGB", "IR→RGB", "sketch→RGB", "text→RGB"}
+    result = runner.invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "none.pt"),
+                                 "--dataset", "synthetic", "--root", str(tiny_world)])
+    assert result.exit_code == 2 and "checkpoint not found" in result.output

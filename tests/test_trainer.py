@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_world: Path, tmp_path:
 def test_lr_schedule_warms_up_then_decays() -> None:
     factors = [lr_factor(s, 10, 100, 0.01) for s in range(100)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
     assert factors[-1] == pytest.approx(0.01, abs=0.01)
 
 

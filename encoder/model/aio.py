@@ -39,6 +39,11 @@ CHECKPOINT_FORMAT = "aioreid.aio/1"
 DEFAULT_TRAIN_VIEWS: tuple[str, ...] = ("rgb", "ir", "sketch", "text", "sketch+text", "rgb+text")
 
 
+def view_key(modalities: Sequence[Modality | str]) -> str:
+    """Canonical name of a view: ``(TEXT, SKETCH)`` -> ``"sketch+text"``."""
+    return "+".join(m.value for m in parse_view(list(modalities)))
+
+
 def parse_view(view: str | Sequence[Modality | str]) -> tuple[Modality, ...]:
     """``"text+sketch"`` -> ``(Modality.SKETCH, Modality.TEXT)`` (canonical order)."""
     names = view.split("+") if isinstance(view, str) else list(view)
@@ -91,6 +96,18 @@ class AIOConfig:
     mfb_learnable_temperature: bool = True
     mfb_on_bn: bool = True
     train_views: tuple[str, ...] = field(default=DEFAULT_TRAIN_VIEWS)
+    #: "cls" (the digest: the multimodal [CLS] output), "mean" (mean of all real output
+    #: tokens) or "auto": the backbone's own pretraining convention. OUR CHOICE: "auto", since
+    #: a sentence-transformers backbone (MiniLM) never learned to summarise into [CLS]; with
+    #: [CLS] pooling its features collapsed in short CPU runs (triplet loss stuck at margin).
+    pooling: str = "auto"
+    #: Modality standardisation (OUR CHOICE, as modality-specific normalisation in
+    #: cross-modality ReID): each view's feature is standardised per dimension before the shared
+    #: BN-neck — batch statistics in training, running ones per view at inference. A frozen
+    #: backbone gives every modality its own offset and scale (image features varied ~40x less
+    #: than text ones through MiniLM); without this the binding loss stayed at chance.
+    modality_centering: bool = True
+    centering_momentum: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples become lists)."""
@@ -175,6 +192,15 @@ class AIOModel(nn.Module):
                 heads=cfg.vgmam_heads,
                 tie_embeddings=cfg.vgmam_tie_embeddings,
             )
+        self._center_names: dict[str, str] = {}
+        if cfg.modality_centering:
+            keys = {view_key(parse_view(v)) for v in cfg.train_views}
+            keys |= {m.value for m in Modality}
+            for key in sorted(keys):
+                name = "center_" + key.replace("+", "_")
+                self.register_buffer(name, torch.zeros(self.embed_dim))
+                self.register_buffer(name + "_var", torch.ones(self.embed_dim))
+                self._center_names[key] = name
         self.mfb: MFBHead | None = None
         if cfg.use_mfb:
             self.mfb = MFBHead(cfg.mfb_temperature, learnable=cfg.mfb_learnable_temperature)
@@ -214,9 +240,49 @@ class AIOModel(nn.Module):
         """Tokenise, run the frozen backbone, take [CLS] (+ projection) and the BN-neck."""
         tokens, mask, spans = self.tokenize(parts, order)
         hidden = self.backbone(tokens, mask)
-        pre_bn = self.projection(hidden[:, 0])
+        pre_bn = self.center(self.projection(self.pool(hidden, mask)), tuple(spans))
         bn = self.bottleneck(pre_bn) if neck else None
         return Features(pre_bn=pre_bn, bn=bn, tokens=hidden, mask=mask, spans=spans)
+
+    @property
+    def pooling(self) -> str:
+        mode = self.config.pooling
+        mode = self.backbone.native_pooling if mode == "auto" else mode
+        if mode not in ("cls", "mean"):
+            raise ValueError(f"pooling must be auto, cls or mean, got {self.config.pooling!r}")
+        return mode
+
+    def center(self, features: Tensor, modalities: Sequence[Modality]) -> Tensor:
+        """Standardise per view (see ``AIOConfig.modality_centering``).
+
+        Training: batch statistics, which also update the running ones. Inference: the running
+        statistics of this view, or for a combination never trained on, the mean of its parts'.
+        """
+        if not self._center_names:
+            return features
+        key = view_key(modalities)
+        name = self._center_names.get(key)
+        eps = 1e-5
+        if self.training and features.shape[0] > 1:
+            mean = features.mean(0)
+            var = features.var(0, unbiased=False)
+            if name is not None:
+                m = self.config.centering_momentum
+                getattr(self, name).mul_(1 - m).add_(mean.detach().float(), alpha=m)
+                getattr(self, name + "_var").mul_(1 - m).add_(var.detach().float(), alpha=m)
+            return (features - mean) / (var + eps).sqrt()
+        names = [name] if name is not None else [self._center_names[m.value]
+                                                  for m in parse_view(key)]
+        center = torch.stack([getattr(self, n) for n in names]).mean(0)
+        var = torch.stack([getattr(self, n + "_var") for n in names]).mean(0)
+        return (features - center.to(features.dtype)) / (var + eps).sqrt().to(features.dtype)
+
+    def pool(self, hidden: Tensor, mask: Tensor) -> Tensor:
+        """The sequence feature: [CLS] output, or the mean over real (unpadded) tokens."""
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        weights = mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1.0)
 
     def forward(self, parts: Mapping[Modality | str, Part]) -> Features:
         return self.forward_features(parts)

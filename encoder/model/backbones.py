@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -83,6 +84,9 @@ class FrozenBackbone(nn.Module):
     num_layers: int
     backbone_id: str
     text_tokenizer_path: str | None
+    #: How the backbone was pretrained to summarise a sequence: "cls" (CLIP/ViT) or "mean"
+    #: (sentence-transformers models such as all-MiniLM-L6-v2). AIOConfig.pooling="auto" uses it.
+    native_pooling: str = "cls"
 
     def __init__(self) -> None:
         super().__init__()
@@ -141,6 +145,7 @@ class HFBertBackbone(FrozenBackbone):
         *,
         backbone_id: str,
         text_tokenizer_path: str | None,
+        native_pooling: str = "cls",
     ) -> None:
         super().__init__()
         if not hasattr(model, "encoder") or not hasattr(model, "embeddings"):
@@ -161,6 +166,7 @@ class HFBertBackbone(FrozenBackbone):
         self.num_layers = int(cfg.num_hidden_layers)
         self.backbone_id = backbone_id
         self.text_tokenizer_path = text_tokenizer_path
+        self.native_pooling = native_pooling
         self._freeze()
 
     def word_embeddings(self) -> Tensor | None:
@@ -265,6 +271,17 @@ def _looks_like_path(s: str) -> bool:
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json")
 
 
+def sentence_transformers_pooling(folder: str | Path) -> str:
+    """"mean" when a sentence-transformers folder says it pools by the mean of tokens, else
+    "cls" (the transformer's own convention)."""
+    cfg = Path(folder) / "1_Pooling" / "config.json"
+    if cfg.is_file():
+        data = json.loads(cfg.read_text())
+        if data.get("pooling_mode_mean_tokens") and not data.get("pooling_mode_cls_token"):
+            return "mean"
+    return "cls"
+
+
 def _build_hf(target: str, *, local_files_only: bool) -> HFBertBackbone:
     from transformers import AutoModel
 
@@ -279,7 +296,9 @@ def _build_hf(target: str, *, local_files_only: bool) -> HFBertBackbone:
     tok: str | None = source
     if path.is_dir() and not any((path / f).exists() for f in _TOKENIZER_FILES):
         tok = None  # a weights-only folder: set AIOConfig.text_tokenizer for text
-    return HFBertBackbone(model, backbone_id=f"hf:{target}", text_tokenizer_path=tok)
+    pooling = sentence_transformers_pooling(path) if path.is_dir() else "cls"
+    return HFBertBackbone(model, backbone_id=f"hf:{target}", text_tokenizer_path=tok,
+                          native_pooling=pooling)
 
 
 def _build_minilm(*, local_files_only: bool) -> HFBertBackbone:
@@ -287,7 +306,8 @@ def _build_minilm(*, local_files_only: bool) -> HFBertBackbone:
 
     path = minilm_path()
     model = AutoModel.from_pretrained(path, local_files_only=True)
-    return HFBertBackbone(model, backbone_id="minilm-l6", text_tokenizer_path=path)
+    return HFBertBackbone(model, backbone_id="minilm-l6", text_tokenizer_path=path,
+                          native_pooling=sentence_transformers_pooling(path))
 
 
 def _build_tiny(*, local_files_only: bool) -> HFBertBackbone:

@@ -164,6 +164,8 @@ def demo(
         out or settings.home / "demo",
         identities=identities or settings.synth.identities,
         seed=settings.synth.seed if seed is None else seed,
+        checkpoint=settings.encoder.checkpoint
+        or settings.home / "train" / "cpu-synthetic" / "final.pt",
     )
 
 

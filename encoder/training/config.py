@@ -47,7 +47,11 @@ class TrainConfig(BaseModel):
     warmup_steps: int = Field(default=50, ge=0)
     min_lr_ratio: float = Field(default=0.01, ge=0, le=1)
     grad_accum: int = Field(default=1, ge=1)
-    grad_clip: float | None = 5.0
+    grad_clip: float | None = Field(
+        default=None, gt=0,
+        description="clip the total gradient norm; off by default: early gradients of the "
+        "fresh tokenizers are large (~50) and clipping them starved learning",
+    )
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     device: str = "auto"
     workers: int = Field(default=0, ge=0)

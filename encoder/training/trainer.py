@@ -217,9 +217,9 @@ class Trainer:
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
-        if self.cfg.grad_clip:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        limit = self.cfg.grad_clip if self.cfg.grad_clip else float("inf")
+        sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, limit))
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()

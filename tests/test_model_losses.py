@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Iterator
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest
 import torch
@@ -20,14 +15,9 @@ from aioreid.encoder.model.losses import (
     supervised_infonce,
 )
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models run fastest on one thread; two threads thrash when the CPU is shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
 
 
 def test_label_smoothing_cross_entropy_by_hand() -> None:

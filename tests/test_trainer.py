@@ -14,6 +14,8 @@ from aioreid.encoder.training.config import TrainConfig, builtin_configs, load_c
 from aioreid.encoder.training.trainer import FINAL, LAST, METRICS, Trainer, lr_factor
 from aioreid.encoder.training.world_records import world_train_records
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _cfg(world: Path, out: Path, **extra: object) -> TrainConfig:
     data = {
@@ -29,12 +31,6 @@ def _cfg(world: Path, out: Path, **extra: object) -> TrainConfig:
     return TrainConfig.model_validate(data)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> None:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _trainable(trainer: Trainer) -> dict[str, torch.Tensor]:

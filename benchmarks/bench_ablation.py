@@ -32,8 +32,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def run_variant(name: str, base: str, world: Path, minutes: float, out: Path) -> dict[str, Any]:
-    cfg = load_config(base, world=world, max_minutes=minutes,
-                      output_dir=out / name.replace(" ", "_").replace("/", ""))
+    cfg = load_config(
+        base,
+        world=world,
+        max_minutes=minutes,
+        output_dir=out / name.replace(" ", "_").replace("/", ""),
+    )
     override = VARIANTS[name]
     data = cfg.model_dump()
     data["model"] = {**data["model"], **override.get("model", {})}
@@ -43,8 +47,13 @@ def run_variant(name: str, base: str, world: Path, minutes: float, out: Path) ->
     summary = train(cfg, resume=False, progress=True)
     encoder = Encoder.load(summary["final"])
     res = evaluate_world(EncoderEmbedder(encoder, name=name), world, progress=False)
-    return {"variant": name, "train": summary, "rows": res.rows, "sizes": res.sizes,
-            "seconds": round(time.perf_counter() - t0, 1)}
+    return {
+        "variant": name,
+        "train": summary,
+        "rows": res.rows,
+        "sizes": res.sizes,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
 
 
 def main() -> None:

@@ -131,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
                 spec, args.batches, size, min_time=args.min_time, min_iters=args.min_iters
             )
         )
-    print(f"AIO encoder inference on CPU, RGB {size[0]}x{size[1]}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}")
+    print(
+        f"AIO encoder inference on CPU, RGB {size[0]}x{size[1]}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}"
+    )
     print(_table(rows))
     result = {
         "benchmark": "bench_encoder",

@@ -42,8 +42,7 @@ def bench_render(samples: int, height: int, width: int) -> dict[str, float]:
     ids = [sample_identity(p, 0) for p in range(1, 51)]
     size = (height, width)
     jobs = {
-        "rgb": lambda i: render_rgb(ids[i % 50], np.random.default_rng(i), rgb[i % len(rgb)],
-                                    size),
+        "rgb": lambda i: render_rgb(ids[i % 50], np.random.default_rng(i), rgb[i % len(rgb)], size),
         "ir": lambda i: render_ir(ids[i % 50], np.random.default_rng(i), ir[i % len(ir)], size),
         "sketch": lambda i: render_sketch(ids[i % 50], np.random.default_rng(i), size),
     }
@@ -104,16 +103,23 @@ def main(argv: list[str] | None = None) -> int:
         "render_single_process": render,
         "generate_world": world,
         "target_images_per_s": 300,
-        "machine": {"cpus": os.cpu_count(), "load_avg_1m_before": load_before,
-                    "load_avg_1m_after": os.getloadavg()[0], "python": sys.version.split()[0],
-                    "opencv": cv2.__version__, "platform": platform.platform()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1m_before": load_before,
+            "load_avg_1m_after": os.getloadavg()[0],
+            "python": sys.version.split()[0],
+            "opencv": cv2.__version__,
+            "platform": platform.platform(),
+        },
     }
     for k, v in render.items():
         print(f"render  {k:28s} {v:8.1f}")
-    print(f"world   {args.identities} identities, {args.workers} workers: "
-          f"{world['images_total']} images ({world['image_files']} files, "
-          f"{world['video_frames']} video frames) in {world['seconds']:.2f} s = "
-          f"{world['images_per_s']:.1f} images/s, {world['files_per_s']:.1f} files/s")
+    print(
+        f"world   {args.identities} identities, {args.workers} workers: "
+        f"{world['images_total']} images ({world['image_files']} files, "
+        f"{world['video_frames']} video frames) in {world['seconds']:.2f} s = "
+        f"{world['images_per_s']:.1f} images/s, {world['files_per_s']:.1f} files/s"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.json}")

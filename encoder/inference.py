@@ -61,8 +61,9 @@ def _as_array(item: ImageInput, modality: Modality) -> np.ndarray:
         except (OSError, ValueError) as exc:
             raise EncoderInputError(str(exc)) from exc
     if not isinstance(item, np.ndarray):
-        raise EncoderInputError(f"{modality.value} input must be an array, bytes or a path, "
-                                f"got {type(item).__name__}")
+        raise EncoderInputError(
+            f"{modality.value} input must be an array, bytes or a path, got {type(item).__name__}"
+        )
     if item.dtype != np.uint8:
         raise EncoderInputError(f"{modality.value} image must be uint8, got {item.dtype}")
     if item.ndim == 3 and item.shape[2] == 1:
@@ -71,7 +72,8 @@ def _as_array(item: ImageInput, modality: Modality) -> np.ndarray:
         raise EncoderInputError(f"RGB image must be HxWx3, got shape {tuple(item.shape)}")
     if item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] != 3):
         raise EncoderInputError(
-            f"{modality.value} image must be HxW or HxWx3, got shape {tuple(item.shape)}")
+            f"{modality.value} image must be HxW or HxWx3, got shape {tuple(item.shape)}"
+        )
     if min(item.shape[:2]) < 4:
         raise EncoderInputError(f"image too small: {tuple(item.shape)}")
     return item
@@ -86,19 +88,28 @@ def resolve_device(spec: str) -> torch.device:
 class Encoder:
     """A trained AIO model ready to embed; see the module docstring for inputs."""
 
-    def __init__(self, model: AIOModel, checkpoint_hash: str, *, device: str = "auto",
-                 batch_size: int = 64) -> None:
+    def __init__(
+        self, model: AIOModel, checkpoint_hash: str, *, device: str = "auto", batch_size: int = 64
+    ) -> None:
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
         self.checkpoint_hash = checkpoint_hash
         size = tuple(model.config.image_size)
-        self._transforms = {m: eval_transform(size, m)  # type: ignore[arg-type]
-                            for m in (Modality.RGB, Modality.IR, Modality.SKETCH)}
+        self._transforms = {
+            m: eval_transform(size, m)  # type: ignore[arg-type]
+            for m in (Modality.RGB, Modality.IR, Modality.SKETCH)
+        }
 
     @classmethod
-    def load(cls, checkpoint: str | Path, *, device: str = "auto", batch_size: int = 64,
-             local_files_only: bool = True) -> Encoder:
+    def load(
+        cls,
+        checkpoint: str | Path,
+        *,
+        device: str = "auto",
+        batch_size: int = 64,
+        local_files_only: bool = True,
+    ) -> Encoder:
         """Rebuild the model recorded in a checkpoint (``final.pt`` or a trainer's ``last.pt``)."""
         path = Path(checkpoint)
         if not path.is_file():
@@ -150,8 +161,10 @@ class Encoder:
     def _embed_parts(self, parts: Mapping[Modality, Sequence[PartInput]], n: int) -> np.ndarray:
         out = []
         for start in range(0, n, self.batch_size):
-            chunk = {m: self._part_tensor(v[start : start + self.batch_size], m)
-                     for m, v in parts.items()}
+            chunk = {
+                m: self._part_tensor(v[start : start + self.batch_size], m)
+                for m, v in parts.items()
+            }
             out.append(self.model.embed(chunk).float().cpu().numpy())
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -164,12 +177,15 @@ class Encoder:
         except ValueError as exc:
             raise EncoderInputError(str(exc)) from None
         if isinstance(batch, str | bytes | np.ndarray) and not (
-            isinstance(batch, np.ndarray) and batch.ndim == 4):
+            isinstance(batch, np.ndarray) and batch.ndim == 4
+        ):
             raise EncoderInputError("embed takes a sequence of inputs; wrap a single one in a list")
         return self._embed_parts({modality: list(batch)}, len(batch))
 
-    def embed_query(self, parts: Mapping[Modality | str, PartInput]
-                    | Sequence[Mapping[Modality | str, PartInput]]) -> np.ndarray:
+    def embed_query(
+        self,
+        parts: Mapping[Modality | str, PartInput] | Sequence[Mapping[Modality | str, PartInput]],
+    ) -> np.ndarray:
         """Combined queries (e.g. ``{"text": "...", "sketch": img}``) → one vector each.
 
         A single mapping gives a ``dim`` vector; a list of mappings with the same modalities

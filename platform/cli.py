@@ -46,7 +46,9 @@ def synth(
     from aioreid.encoder.data.synth import SynthConfig, generate_world
 
     cfg = SynthConfig(
-        identities=identities, seed=seed, workers=workers,
+        identities=identities,
+        seed=seed,
+        workers=workers,
         videos_per_camera=1 if videos else 0,
     )
     manifest = generate_world(out, cfg)
@@ -119,12 +121,18 @@ def train(
 @app.command()
 def evaluate(
     checkpoint: Annotated[Path, typer.Option(help="final.pt written by `aioreid train`")],
-    dataset: Annotated[str, typer.Option(help="synthetic, market1501, sysu_mm01, regdb, llcm, "
-                                              "pku_sketch, cuhk_pedes, icfg_pedes, rstpreid")],
+    dataset: Annotated[
+        str,
+        typer.Option(
+            help="synthetic, market1501, sysu_mm01, regdb, llcm, "
+            "pku_sketch, cuhk_pedes, icfg_pedes, rstpreid"
+        ),
+    ],
     root: Annotated[Path, typer.Option(help="dataset folder (or its parent)")],
     trials: Annotated[int, typer.Option(min=1, help="SYSU/RegDB/PKU trials to average")] = 10,
-    compare: Annotated[bool, typer.Option(
-        help="also evaluate the histogram baseline and the untrained model")] = False,
+    compare: Annotated[
+        bool, typer.Option(help="also evaluate the histogram baseline and the untrained model")
+    ] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="write results as JSON")] = None,
 ) -> None:
     """Zero-shot evaluation: the paper's table (Rank-1/5/10, mAP, mINP) for a dataset."""
@@ -139,15 +147,15 @@ def evaluate(
         if compare:
             untrained = Encoder.untrained(encoder.model.config)
             models += [HistogramEmbedder(), EncoderEmbedder(untrained, name="AIO untrained")]
-        results = [evaluate_dataset(m, dataset, root, trials=trials, progress=True)
-                   for m in models]
+        results = [evaluate_dataset(m, dataset, root, trials=trials, progress=True) for m in models]
     except (FileNotFoundError, ValueError) as exc:
         raise _fail(str(exc)) from exc
     typer.echo(report(results, title=f"zero-shot on {dataset}"))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps([r.to_json() for r in results], indent=2,
-                                       ensure_ascii=False))
+        json_out.write_text(
+            json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False)
+        )
 
 
 @app.command()

@@ -46,13 +46,16 @@ def run_demo(out: Path, *, identities: int, seed: int, checkpoint: Path | None =
         from aioreid.encoder.zeroshot.encoder_embedder import EncoderEmbedder
 
         encoder = Encoder.load(checkpoint)
-        aio = evaluate_world(EncoderEmbedder(encoder, f"AIO {encoder.version}"), world,
-                             progress=True)
+        aio = evaluate_world(
+            EncoderEmbedder(encoder, f"AIO {encoder.version}"), world, progress=True
+        )
         print(report(aio, title="zero-shot on held-out identities and cameras"))
         summary["aio"] = aio.to_json()
     else:
-        print("no trained encoder checkpoint yet: `aioreid train --config cpu-synthetic "
-              f"--world {world}` trains one (at most 15 minutes on 2 cores)")
+        print(
+            "no trained encoder checkpoint yet: `aioreid train --config cpu-synthetic "
+            f"--world {world}` trains one (at most 15 minutes on 2 cores)"
+        )
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     (out / "demo_results.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     print(f"results written to {out / 'demo_results.json'} ({summary['seconds']} s)")

@@ -92,8 +92,9 @@ def test_version_is_stable_and_keys_on_weights(checkpoint: Path, tmp_path: Path)
         ([Path("/nonexistent/img.jpg")], "sketch", "not found"),
     ],
 )
-def test_bad_input_gives_clear_errors(encoder: Encoder, batch: list, modality: str,
-                                      message: str) -> None:
+def test_bad_input_gives_clear_errors(
+    encoder: Encoder, batch: list, modality: str, message: str
+) -> None:
     with pytest.raises(EncoderInputError, match=message):
         encoder.embed(batch, modality)
 

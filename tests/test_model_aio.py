@@ -22,8 +22,6 @@ from aioreid.encoder.model import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-
 H, W = 32, 16
 CAPTIONS = [
     "a man in a red shirt and blue jeans with a black backpack",
@@ -40,7 +38,10 @@ def backbone() -> FrozenBackbone:
 
 def _config(**kw: Any) -> AIOConfig:
     base: dict[str, Any] = {
-        "backbone": "tiny", "image_size": (H, W), "patch_size": 2, "num_classes": 4,
+        "backbone": "tiny",
+        "image_size": (H, W),
+        "patch_size": 2,
+        "num_classes": 4,
     }
     base.update(kw)
     return AIOConfig(**base)

@@ -19,8 +19,6 @@ from aioreid.encoder.model import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-
 @pytest.fixture(scope="module")
 def tiny() -> FrozenBackbone:
     return build_backbone("tiny")
@@ -104,7 +102,10 @@ def test_hf_local_folder(tmp_path: Path) -> None:
     from aioreid.encoder.model import AIOConfig, AIOModel
 
     cfg = BertConfig(
-        vocab_size=100, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
         intermediate_size=64,
     )
     torch.manual_seed(0)

@@ -18,8 +18,6 @@ from aioreid.encoder.model.losses import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-
 def test_label_smoothing_cross_entropy_by_hand() -> None:
     logits = torch.tensor([[2.0, 0.0, 0.0]])
     target = torch.tensor([0])

@@ -20,8 +20,6 @@ from aioreid.encoder.model.tokenizers import IBN
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-
-
 H, W = 32, 16
 
 
@@ -150,7 +148,11 @@ def test_mask_attribute_words(model: AIOModel) -> None:
 
 def test_timm_backbone_in_model() -> None:
     b = build_backbone(
-        "timm:vit_tiny_patch16_224", pretrained=False, depth=2, embed_dim=64, num_heads=2,
+        "timm:vit_tiny_patch16_224",
+        pretrained=False,
+        depth=2,
+        embed_dim=64,
+        num_heads=2,
         img_size=32,
     )
     cfg = AIOConfig(backbone="timm:vit_tiny_patch16_224", image_size=(H, W), patch_size=2)

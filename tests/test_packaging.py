@@ -9,8 +9,12 @@ from pathlib import Path
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-TOP_LEVEL = {"encoder": "aioreid.encoder", "platform": "aioreid.platform",
-             "workers": "aioreid.workers", "ui": "aioreid.ui"}
+TOP_LEVEL = {
+    "encoder": "aioreid.encoder",
+    "platform": "aioreid.platform",
+    "workers": "aioreid.workers",
+    "ui": "aioreid.ui",
+}
 
 
 def _pyproject() -> dict:
@@ -44,22 +48,25 @@ def test_every_source_package_is_listed_for_wheels() -> None:
 def test_stdlib_platform_is_not_shadowed_from_repo_root() -> None:
     out = subprocess.run(
         [sys.executable, "-c", "import platform; print(platform.system())"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert out.stdout.strip() in {"Linux", "Darwin", "Windows"}
 
 
 def test_namespace_imports_from_outside_the_repo(tmp_path: Path) -> None:
     code = "import aioreid.platform.config, aioreid.encoder.data.records; print('ok')"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path,
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
 
 
 def test_encoder_does_not_import_the_platform() -> None:
     offenders = [
-        str(p.relative_to(ROOT)) for p in (ROOT / "encoder").rglob("*.py")
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "encoder").rglob("*.py")
         if "aioreid.platform" in p.read_text() or "aioreid.workers" in p.read_text()
     ]
     assert offenders == []
@@ -84,7 +91,9 @@ def _make_test_with_pytest_exiting(code: int, tmp_path: Path) -> subprocess.Comp
     stamp.touch()
     return subprocess.run(
         ["make", "-s", "test", f"PY={fake}", f"STAMP={stamp}"],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
 
 

@@ -34,13 +34,23 @@ PARSE_RE = re.compile(r"([-\d]+)_c(\d)")  # the evaluation protocol's pattern
 
 
 def _tiny(seed: int = 0, workers: int = 2) -> SynthConfig:
-    return SynthConfig(identities=6, seed=seed, workers=workers, progress=False,
-                       video_seconds=1.0, video_fps=5, video_size=(120, 160))
+    return SynthConfig(
+        identities=6,
+        seed=seed,
+        workers=workers,
+        progress=False,
+        video_seconds=1.0,
+        video_fps=5,
+        video_size=(120, 160),
+    )
 
 
 def _tree(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +63,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, WorldManifest
 
 
 def test_same_seed_gives_identical_bytes_whatever_the_workers(
-        world: tuple[Path, WorldManifest], tmp_path: Path) -> None:
+    world: tuple[Path, WorldManifest], tmp_path: Path
+) -> None:
     root, _ = world
     again = generate_world(tmp_path / "again", _tiny(workers=1))
     a, b = _tree(root), _tree(tmp_path / "again")
@@ -77,16 +88,46 @@ def test_sample_identity_deterministic_and_roundtrip() -> None:
     d = a.to_dict()
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in d.items())
     assert IdentityAttributes.from_dict(d) == a
-    for key in ("gender", "build", "height", "hair_style", "hair_color", "upper_type",
-                "upper_color", "upper_pattern", "upper_material", "lower_type", "lower_color",
-                "shoes_type", "shoes_color", "bag", "hat", "glasses", "skin_tone"):
+    for key in (
+        "gender",
+        "build",
+        "height",
+        "hair_style",
+        "hair_color",
+        "upper_type",
+        "upper_color",
+        "upper_pattern",
+        "upper_material",
+        "lower_type",
+        "lower_color",
+        "shoes_type",
+        "shoes_color",
+        "bag",
+        "hat",
+        "glasses",
+        "skin_tone",
+    ):
         assert d[key]
 
 
 def test_identities_are_mostly_unique() -> None:
-    keys = ("gender", "build", "hair_style", "hair_color", "upper_type", "upper_color",
-            "upper_pattern", "lower_type", "lower_color", "shoes_type", "shoes_color", "bag",
-            "bag_color", "hat", "glasses")
+    keys = (
+        "gender",
+        "build",
+        "hair_style",
+        "hair_color",
+        "upper_type",
+        "upper_color",
+        "upper_pattern",
+        "lower_type",
+        "lower_color",
+        "shoes_type",
+        "shoes_color",
+        "bag",
+        "bag_color",
+        "hat",
+        "glasses",
+    )
     sigs = {tuple(getattr(sample_identity(p, 0), k) for k in keys) for p in range(1, 201)}
     assert len(sigs) >= 195
     for p in range(1, 201):
@@ -114,15 +155,19 @@ def test_market_layout(world: tuple[Path, WorldManifest]) -> None:
             assert MARKET_RE.match(n), n
             _pid_s, cam_s = PARSE_RE.search(n).groups()  # type: ignore[union-attr]
             assert int(cam_s) in rgb_ids
-        seen[split] = [tuple(map(int, PARSE_RE.search(n).groups()))  # type: ignore[misc,union-attr]
-                       for n in names]
+        seen[split] = [
+            tuple(map(int, PARSE_RE.search(n).groups()))  # type: ignore[misc,union-attr]
+            for n in names
+        ]
     assert {p for p, _ in seen["bounding_box_train"]} <= train_pids
     assert {p for p, _ in seen["query"]} <= test_pids
     gallery = seen["bounding_box_test"]
     assert {p for p, _ in gallery} - {0, -1} <= test_pids
     assert any(p == 0 for p, _ in gallery) and any(p == -1 for p, _ in gallery)
-    assert any(n.startswith("-1_c") for n in map(lambda p: p.name,
-                                                 (market / "bounding_box_test").iterdir()))
+    assert any(
+        n.startswith("-1_c")
+        for n in map(lambda p: p.name, (market / "bounding_box_test").iterdir())
+    )
     # one query per identity per camera, each with a cross-camera gallery match
     assert len(seen["query"]) == len(set(seen["query"]))
     for pid, cam in seen["query"]:
@@ -182,8 +227,12 @@ def test_pku_layout(world: tuple[Path, WorldManifest]) -> None:
         assert (pku / "sketch" / f"{pid}.jpg").is_file()
         photos = [pku / "photo" / f"{pid}_{k}.jpg" for k in (1, 2)]
         assert all(p.is_file() for p in photos)
-        cams = {i["camera"] for i in man.images for f in i["files"]
-                if f in {f"PKUSketchRE-ID_V1/photo/{pid}_{k}.jpg" for k in (1, 2)}}
+        cams = {
+            i["camera"]
+            for i in man.images
+            for f in i["files"]
+            if f in {f"PKUSketchRE-ID_V1/photo/{pid}_{k}.jpg" for k in (1, 2)}
+        }
         assert len(cams) == 2
         assert 1 <= len(ident["sketches"]) <= 2
         assert all((root / s).is_file() for s in ident["sketches"])
@@ -223,9 +272,9 @@ def test_manifest_roundtrip_and_counts(world: tuple[Path, WorldManifest]) -> Non
     files = {f for i in loaded.images for f in i["files"]}
     assert all((root / f).is_file() for f in files)
     assert loaded.counts["image_files"] == len(files) + sum(
-        len(i["sketches"]) + 1 for i in loaded.identities)
-    assert all(p in loaded.layouts for p in ("market1501", "sysu_mm01", "pku_sketch",
-                                             "cuhk_pedes"))
+        len(i["sketches"]) + 1 for i in loaded.identities
+    )
+    assert all(p in loaded.layouts for p in ("market1501", "sysu_mm01", "pku_sketch", "cuhk_pedes"))
     for i in loaded.identities:  # default counts per identity
         ims = [x for x in loaded.images if x["pid"] == i["pid"]]
         rgb_cams = {x["camera"] for x in ims if x["modality"] == "rgb"}
@@ -262,10 +311,17 @@ def _find(pred: object) -> IdentityAttributes:
 
 
 def test_ir_ignores_clothing_colour_but_rgb_does_not() -> None:
-    a = _find(lambda a: a.upper_material == "cotton" and a.upper_pattern == "plain"
-              and a.upper_color != "red")
-    b = dataclasses.replace(a, upper_color="red", lower_color="white"
-                            if a.lower_color != "white" else "black", shoes_color="red")
+    a = _find(
+        lambda a: (
+            a.upper_material == "cotton" and a.upper_pattern == "plain" and a.upper_color != "red"
+        )
+    )
+    b = dataclasses.replace(
+        a,
+        upper_color="red",
+        lower_color="white" if a.lower_color != "white" else "black",
+        shoes_color="red",
+    )
     cam_ir, cam_rgb = Camera(5, "ir", "ir"), Camera(1, "rgb", "rgb")
     for seed in range(3):
         ir_a = render_ir(a, np.random.default_rng(seed), cam_ir)
@@ -277,8 +333,13 @@ def test_ir_ignores_clothing_colour_but_rgb_does_not() -> None:
 
 
 def test_ir_follows_materials_and_body_heat() -> None:
-    a = _find(lambda a: a.upper_type == "t-shirt" and a.upper_material == "cotton"
-              and a.upper_pattern == "plain")
+    a = _find(
+        lambda a: (
+            a.upper_type == "t-shirt"
+            and a.upper_material == "cotton"
+            and a.upper_pattern == "plain"
+        )
+    )
     coat = dataclasses.replace(a, upper_type="coat", upper_material="wool", sleeves="long")
     cam = Camera(5, "ir", "ir")
     ir_a = render_ir(a, np.random.default_rng(1), cam).astype(int)
@@ -308,9 +369,14 @@ def test_sketch_is_grayscale_line_drawing() -> None:
 
 
 def _colour_ok(key: str, word: str, a: IdentityAttributes) -> bool:
-    attr = {"upper_color": a.upper_color, "lower_color": a.lower_color,
-            "shoes_color": a.shoes_color, "bag_color": a.bag_color, "hat_color": a.hat_color,
-            "pattern_color": a.pattern_color}
+    attr = {
+        "upper_color": a.upper_color,
+        "lower_color": a.lower_color,
+        "shoes_color": a.shoes_color,
+        "bag_color": a.bag_color,
+        "hat_color": a.hat_color,
+        "pattern_color": a.pattern_color,
+    }
     if key == "hair_color":
         return word in colour_words(a.hair_color, hair=True)
     return word in colour_words(attr[key])
@@ -330,7 +396,8 @@ def test_captions_are_consistent_with_attributes() -> None:
                     assert _colour_ok(key, word, a), (key, word, a)
                 elif key == "hair_style":
                     assert word in SYNONYMS["hair_style"][a.hair_style] or (
-                        a.hair_style == "ponytail" and word == "ponytail"), (word, a.hair_style)
+                        a.hair_style == "ponytail" and word == "ponytail"
+                    ), (word, a.hair_style)
                 else:
                     value = getattr(a, key)
                     assert word in SYNONYMS[key][value], (key, word, value)

@@ -25,12 +25,15 @@ def _cfg(world: Path, out: Path, **extra: object) -> TrainConfig:
             {"name": "s1", "steps": 2, "use_real_ir": False, "use_real_sketch": False},
             {"name": "s2", "steps": 2, "use_real_ir": True, "use_real_sketch": True},
         ],
-        "p": 3, "k": 2, "warmup_steps": 1, "log_every": 1, "checkpoint_every": 1,
-        "output_dir": str(out), **extra,
+        "p": 3,
+        "k": 2,
+        "warmup_steps": 1,
+        "log_every": 1,
+        "checkpoint_every": 1,
+        "output_dir": str(out),
+        **extra,
     }
     return TrainConfig.model_validate(data)
-
-
 
 
 def _trainable(trainer: Trainer) -> dict[str, torch.Tensor]:
@@ -112,13 +115,36 @@ def test_train_and_evaluate_commands(tiny_world: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     final = tmp_path / "cli" / FINAL
     out_json = tmp_path / "eval.json"
-    result = runner.invoke(app, ["evaluate", "--checkpoint", str(final), "--dataset",
-                                 "synthetic", "--root", str(tiny_world), "--trials", "2",
-                                 "--json", str(out_json)])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--checkpoint",
+            str(final),
+            "--dataset",
+            "synthetic",
+            "--root",
+            str(tiny_world),
+            "--trials",
+            "2",
+            "--json",
+            str(out_json),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "text+sketch→RGB" in result.output
     rows = json.loads(out_json.read_text())[0]["rows"]
     assert set(rows) >= {"RGB→RGB", "IR→RGB", "sketch→RGB", "text→RGB"}
-    result = runner.invoke(app, ["evaluate", "--checkpoint", str(tmp_path / "none.pt"),
-                                 "--dataset", "synthetic", "--root", str(tiny_world)])
+    result = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tmp_path / "none.pt"),
+            "--dataset",
+            "synthetic",
+            "--root",
+            str(tiny_world),
+        ],
+    )
     assert result.exit_code == 2 and "checkpoint not found" in result.output

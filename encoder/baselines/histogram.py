@@ -40,8 +40,25 @@ REGION_STRIPES: dict[str, tuple[int, ...]] = {
 GARMENT_REGIONS: dict[str, str] = {
     **dict.fromkeys(["hair", "hat", "cap", "beanie"], "head"),
     **dict.fromkeys(
-        ["shirt", "t-shirt", "tshirt", "tee", "top", "jacket", "coat", "hoodie", "sweater",
-         "blouse", "jumper", "sweatshirt", "vest", "polo", "parka", "blazer", "cardigan"],
+        [
+            "shirt",
+            "t-shirt",
+            "tshirt",
+            "tee",
+            "top",
+            "jacket",
+            "coat",
+            "hoodie",
+            "sweater",
+            "blouse",
+            "jumper",
+            "sweatshirt",
+            "vest",
+            "polo",
+            "parka",
+            "blazer",
+            "cardigan",
+        ],
         "upper",
     ),
     **dict.fromkeys(
@@ -148,8 +165,11 @@ def embed_image(image: np.ndarray, modality: Modality | str) -> np.ndarray:
     bgr = _as_bgr(image)
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     if modality is Modality.RGB:
-        parts = {"colour": colour_block(bgr), "intensity": intensity_block(grey),
-                 "edges": edge_block(grey)}
+        parts = {
+            "colour": colour_block(bgr),
+            "intensity": intensity_block(grey),
+            "edges": edge_block(grey),
+        }
     elif modality is Modality.IR:
         parts = {"intensity": intensity_block(grey), "edges": edge_block(grey)}
     else:

@@ -271,8 +271,9 @@ class AIOModel(nn.Module):
                 getattr(self, name).mul_(1 - m).add_(mean.detach().float(), alpha=m)
                 getattr(self, name + "_var").mul_(1 - m).add_(var.detach().float(), alpha=m)
             return (features - mean) / (var + eps).sqrt()
-        names = [name] if name is not None else [self._center_names[m.value]
-                                                  for m in parse_view(key)]
+        names = (
+            [name] if name is not None else [self._center_names[m.value] for m in parse_view(key)]
+        )
         center = torch.stack([getattr(self, n) for n in names]).mean(0)
         var = torch.stack([getattr(self, n + "_var") for n in names]).mean(0)
         return (features - center.to(features.dtype)) / (var + eps).sqrt().to(features.dtype)

@@ -263,8 +263,10 @@ def _offline_error(what: str, detail: str) -> BackboneUnavailableError:
 
 def _looks_like_path(s: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else with a separator is a path."""
-    return s.startswith(("/", "./", "../", "~", ".")) or s.count("/") > 1 or (
-        os.sep != "/" and os.sep in s
+    return (
+        s.startswith(("/", "./", "../", "~", "."))
+        or s.count("/") > 1
+        or (os.sep != "/" and os.sep in s)
     )
 
 
@@ -272,7 +274,7 @@ _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voc
 
 
 def sentence_transformers_pooling(folder: str | Path) -> str:
-    """"mean" when a sentence-transformers folder says it pools by the mean of tokens, else
+    """ "mean" when a sentence-transformers folder says it pools by the mean of tokens, else
     "cls" (the transformer's own convention)."""
     cfg = Path(folder) / "1_Pooling" / "config.json"
     if cfg.is_file():
@@ -297,8 +299,9 @@ def _build_hf(target: str, *, local_files_only: bool) -> HFBertBackbone:
     if path.is_dir() and not any((path / f).exists() for f in _TOKENIZER_FILES):
         tok = None  # a weights-only folder: set AIOConfig.text_tokenizer for text
     pooling = sentence_transformers_pooling(path) if path.is_dir() else "cls"
-    return HFBertBackbone(model, backbone_id=f"hf:{target}", text_tokenizer_path=tok,
-                          native_pooling=pooling)
+    return HFBertBackbone(
+        model, backbone_id=f"hf:{target}", text_tokenizer_path=tok, native_pooling=pooling
+    )
 
 
 def _build_minilm(*, local_files_only: bool) -> HFBertBackbone:
@@ -306,8 +309,12 @@ def _build_minilm(*, local_files_only: bool) -> HFBertBackbone:
 
     path = minilm_path()
     model = AutoModel.from_pretrained(path, local_files_only=True)
-    return HFBertBackbone(model, backbone_id="minilm-l6", text_tokenizer_path=path,
-                          native_pooling=sentence_transformers_pooling(path))
+    return HFBertBackbone(
+        model,
+        backbone_id="minilm-l6",
+        text_tokenizer_path=path,
+        native_pooling=sentence_transformers_pooling(path),
+    )
 
 
 def _build_tiny(*, local_files_only: bool) -> HFBertBackbone:

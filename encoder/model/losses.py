@@ -14,20 +14,14 @@ __all__ = [
 ]
 
 
-def label_smoothing_cross_entropy(
-    logits: Tensor, targets: Tensor, epsilon: float = 0.1
-) -> Tensor:
+def label_smoothing_cross_entropy(logits: Tensor, targets: Tensor, epsilon: float = 0.1) -> Tensor:
     """Cross-entropy against ``(1 - epsilon) * onehot + epsilon / K`` (ReID strong baseline)."""
     return F.cross_entropy(logits, targets, label_smoothing=float(epsilon))
 
 
 def euclidean_distances(x: Tensor, y: Tensor) -> Tensor:
     """Pairwise Euclidean distances ``[N, M]``, clamped away from 0 for a finite gradient."""
-    sq = (
-        x.pow(2).sum(1, keepdim=True)
-        + y.pow(2).sum(1, keepdim=True).t()
-        - 2.0 * x @ y.t()
-    )
+    sq = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1, keepdim=True).t() - 2.0 * x @ y.t()
     return sq.clamp_min(1e-12).sqrt()
 
 

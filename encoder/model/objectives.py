@@ -101,8 +101,11 @@ def compute_losses(
         losses["cc"] = cc
         total = total + cfg.cc_weight * cc
 
-    if cfg.use_vgmam and model.vgmam is not None and Modality.TEXT in inputs and (
-        Modality.RGB in inputs
+    if (
+        cfg.use_vgmam
+        and model.vgmam is not None
+        and Modality.TEXT in inputs
+        and (Modality.RGB in inputs)
     ):
         masked, labels = mask_attribute_words(
             model.text_tokenizer,
@@ -121,9 +124,7 @@ def compute_losses(
         select = torch.zeros(mask.shape, dtype=torch.bool, device=mask.device)
         select[:, start:end] = labels != -100
         targets = labels[labels != -100]
-        logits = model.vgmam(
-            hidden, mask, select, model.text_tokenizer.embed.weight
-        )
+        logits = model.vgmam(hidden, mask, select, model.text_tokenizer.embed.weight)
         vg_loss, vg_acc = model.vgmam.loss(logits, targets)
         losses["vgmam"] = vg_loss
         losses["vgmam_acc"] = vg_acc

@@ -352,7 +352,9 @@ class MultimodalTokenizer(nn.Module):
         self.images = nn.ModuleDict(
             {
                 m.value: ImageTokenizer(
-                    width, image_size=image_size, stem_channels=stem_channels,
+                    width,
+                    image_size=image_size,
+                    stem_channels=stem_channels,
                     patch_size=patch_size,
                 )
                 for m in IMAGE_MODALITIES

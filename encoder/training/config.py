@@ -48,7 +48,8 @@ class TrainConfig(BaseModel):
     min_lr_ratio: float = Field(default=0.01, ge=0, le=1)
     grad_accum: int = Field(default=1, ge=1)
     grad_clip: float | None = Field(
-        default=None, gt=0,
+        default=None,
+        gt=0,
         description="clip the total gradient norm; off by default: early gradients of the "
         "fresh tokenizers are large (~50) and clipping them starved learning",
     )

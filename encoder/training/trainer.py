@@ -155,8 +155,10 @@ class Trainer:
             ckpt["backbone_state_dict"] = {
                 k: v.detach().cpu() for k, v in self.model.backbone.state_dict().items()
             }
-        ckpt["training"] = {"position": asdict(self.position),
-                            "config": self.cfg.model_dump(mode="json")}
+        ckpt["training"] = {
+            "position": asdict(self.position),
+            "config": self.cfg.model_dump(mode="json"),
+        }
         return ckpt
 
     def save(self) -> Path:
@@ -183,9 +185,11 @@ class Trainer:
         model_state = state["model"]
         if "backbone_state_dict" in model_state:
             self.model.backbone.load_state_dict(model_state["backbone_state_dict"])
-        self.model.load_trainable_state_dict({**model_state, "backbone_hash": self.backbone_hash}
-                                             if "backbone_state_dict" in model_state
-                                             else model_state)
+        self.model.load_trainable_state_dict(
+            {**model_state, "backbone_hash": self.backbone_hash}
+            if "backbone_state_dict" in model_state
+            else model_state
+        )
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler and state.get("scaler"):
@@ -256,8 +260,13 @@ class Trainer:
         cfg = self.cfg
         resumed = self.resume() if resume else False
         started = time.perf_counter()
-        bar = tqdm(total=cfg.total_steps, initial=self.position.step, desc="train",
-                   unit="step", disable=not progress)
+        bar = tqdm(
+            total=cfg.total_steps,
+            initial=self.position.step,
+            desc="train",
+            unit="step",
+            disable=not progress,
+        )
         stopped_early = False
         last: dict[str, float] = {}
         while self.position.stage < len(cfg.stages):
@@ -274,18 +283,31 @@ class Trainer:
                 stage_done = self.position.stage_step == stage.steps
                 if self.position.step % cfg.log_every == 0 or stage_done:
                     samples = cfg.p * cfg.k * cfg.grad_accum
-                    self._log({"step": self.position.step, "stage": stage.name,
-                               "epoch": self.position.epoch,
-                               "lr": self.scheduler.get_last_lr()[0],
-                               "samples_per_s": samples / (time.perf_counter() - t0),
-                               "elapsed_s": time.perf_counter() - started, **last})
+                    self._log(
+                        {
+                            "step": self.position.step,
+                            "stage": stage.name,
+                            "epoch": self.position.epoch,
+                            "lr": self.scheduler.get_last_lr()[0],
+                            "samples_per_s": samples / (time.perf_counter() - t0),
+                            "elapsed_s": time.perf_counter() - started,
+                            **last,
+                        }
+                    )
                 if self.position.step % cfg.checkpoint_every == 0:
                     self.save()
                 minutes = (time.perf_counter() - started) / 60
                 if cfg.max_minutes is not None and minutes >= cfg.max_minutes:
                     stopped_early = True
-                    self._log({"step": self.position.step, "stage": stage.name,
-                               "event": "time budget reached", "elapsed_s": minutes * 60, **last})
+                    self._log(
+                        {
+                            "step": self.position.step,
+                            "stage": stage.name,
+                            "event": "time budget reached",
+                            "elapsed_s": minutes * 60,
+                            **last,
+                        }
+                    )
                     break
             if stopped_early:
                 break
@@ -294,9 +316,15 @@ class Trainer:
         self.save()
         final = self.out / FINAL
         torch.save(self.model_checkpoint(), final)
-        return {"final": str(final), "steps": self.position.step, "resumed": resumed,
-                "stopped_early": stopped_early, "num_classes": self.num_classes,
-                "seconds": round(time.perf_counter() - started, 1), "last_losses": last}
+        return {
+            "final": str(final),
+            "steps": self.position.step,
+            "resumed": resumed,
+            "stopped_early": stopped_early,
+            "num_classes": self.num_classes,
+            "seconds": round(time.perf_counter() - started, 1),
+            "last_losses": last,
+        }
 
 
 def train(cfg: TrainConfig, *, progress: bool = True, resume: bool = True) -> dict[str, Any]:

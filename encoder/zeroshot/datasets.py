@@ -16,12 +16,20 @@ from aioreid.encoder.zeroshot.suite import SuiteResults, _CachedEmbedder, evalua
 
 
 def _labels(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
-    return (np.array([r.pid for r in records], dtype=np.int64),
-            np.array([r.camid for r in records], dtype=np.int64))
+    return (
+        np.array([r.pid for r in records], dtype=np.int64),
+        np.array([r.camid for r in records], dtype=np.int64),
+    )
 
 
-def _rows_single_modality(name: str, emb: _CachedEmbedder, root: Path, res: SuiteResults,
-                          setting: str, same_camera_rule: bool) -> None:
+def _rows_single_modality(
+    name: str,
+    emb: _CachedEmbedder,
+    root: Path,
+    res: SuiteResults,
+    setting: str,
+    same_camera_rule: bool,
+) -> None:
     ds = load_dataset(name, root)
     qf, gf = emb.records(ds.query, "query"), emb.records(ds.gallery, "gallery")
     (qp, qc), (gp, gc) = _labels(ds.query), _labels(ds.gallery)
@@ -40,8 +48,9 @@ def _sysu(emb: _CachedEmbedder, root: Path, res: SuiteResults, trials: int) -> N
         res.sizes[label] = {"queries": len(ds.query), "gallery": len(ds.gallery)}
 
 
-def _cross_both_ways(name: str, emb: _CachedEmbedder, root: Path, res: SuiteResults,
-                     splits: list[dict]) -> None:
+def _cross_both_ways(
+    name: str, emb: _CachedEmbedder, root: Path, res: SuiteResults, splits: list[dict]
+) -> None:
     """IR→RGB and RGB→IR (RegDB over its splits, LLCM once); no camera filtering."""
     per_dir: dict[str, list] = {"IR→RGB": [], "RGB→IR": []}
     for options in splits:
@@ -76,8 +85,9 @@ def _text(name: str, emb: _CachedEmbedder, root: Path, res: SuiteResults) -> Non
     res.sizes["text→RGB"] = {"queries": len(ds.query), "gallery": len(ds.gallery)}
 
 
-def evaluate_dataset(model: Embedder, name: str, root: str | Path, *, trials: int = 10,
-                     progress: bool = False) -> SuiteResults:
+def evaluate_dataset(
+    model: Embedder, name: str, root: str | Path, *, trials: int = 10, progress: bool = False
+) -> SuiteResults:
     """The paper-style rows ``name`` supports (``synthetic`` means a world from `aioreid synth`)."""
     root = Path(root)
     if name in ("synthetic", "world"):
@@ -88,8 +98,9 @@ def evaluate_dataset(model: Embedder, name: str, root: str | Path, *, trials: in
         "market1501": lambda: _rows_single_modality("market1501", emb, root, res, "RGB→RGB", True),
         "msmt17": lambda: _rows_single_modality("msmt17", emb, root, res, "RGB→RGB", True),
         "sysu_mm01": lambda: _sysu(emb, root, res, trials),
-        "regdb": lambda: _cross_both_ways("regdb", emb, root, res,
-                                          [{"trial": k} for k in range(1, trials + 1)]),
+        "regdb": lambda: _cross_both_ways(
+            "regdb", emb, root, res, [{"trial": k} for k in range(1, trials + 1)]
+        ),
         "llcm": lambda: _cross_both_ways("llcm", emb, root, res, [{}]),
         "pku_sketch": lambda: _pku(emb, root, res, trials),
         "cuhk_pedes": lambda: _text("cuhk_pedes", emb, root, res),

@@ -58,8 +58,13 @@ class _CachedEmbedder:
 
     def records(self, records: Sequence[Record], label: str) -> np.ndarray:
         todo = list({self.key(r): r for r in records if self.key(r) not in self.cache}.values())
-        bar = tqdm(total=len(todo), desc=f"embed {label}", unit="img", disable=not self.progress,
-                   leave=False)
+        bar = tqdm(
+            total=len(todo),
+            desc=f"embed {label}",
+            unit="img",
+            disable=not self.progress,
+            leave=False,
+        )
         for start in range(0, len(todo), BATCH):
             chunk = todo[start : start + BATCH]
             for r, v in zip(chunk, self.model.embed_records(chunk), strict=True):
@@ -70,15 +75,21 @@ class _CachedEmbedder:
 
     def combined(self, queries: Sequence[Sequence[Record]], label: str) -> np.ndarray:
         out = []
-        for start in tqdm(range(0, len(queries), BATCH), desc=f"embed {label}",
-                          disable=not self.progress, leave=False):
+        for start in tqdm(
+            range(0, len(queries), BATCH),
+            desc=f"embed {label}",
+            disable=not self.progress,
+            leave=False,
+        ):
             out.append(self.model.embed_combined(queries[start : start + BATCH]))
         return np.concatenate(out)
 
 
 def _arrays(records: Sequence[Record]) -> tuple[np.ndarray, np.ndarray]:
-    return (np.array([r.pid for r in records], dtype=np.int64),
-            np.array([r.camid for r in records], dtype=np.int64))
+    return (
+        np.array([r.pid for r in records], dtype=np.int64),
+        np.array([r.camid for r in records], dtype=np.int64),
+    )
 
 
 def _sketch_records(world: Path, manifest: WorldManifest) -> list[Record]:

@@ -137,8 +137,9 @@ def sample_identity(pid: int, seed: int) -> IdentityAttributes:
     if hair_style == "bald":
         hair_color = "none"
 
-    upper_w = (0.2, 0.15, 0.15, 0.1, 0.12, 0.1, 0.18) if female else (
-        0.26, 0.2, 0.2, 0.1, 0.14, 0.1, 0.0)
+    upper_w = (
+        (0.2, 0.15, 0.15, 0.1, 0.12, 0.1, 0.18) if female else (0.26, 0.2, 0.2, 0.1, 0.14, 0.1, 0.0)
+    )
     upper_type = _pick(rng, UPPER_TYPES, upper_w)
     material_table: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
         "t-shirt": (("cotton", "synthetic"), (0.8, 0.2)),
@@ -179,19 +180,33 @@ def sample_identity(pid: int, seed: int) -> IdentityAttributes:
         if lower_type == "jeans":
             lower_material = "denim"
             lower_color = _restricted_colour(
-                rng, {"blue": 0.45, "navy": 0.25, "black": 0.2, "gray": 0.1})
+                rng, {"blue": 0.45, "navy": 0.25, "black": 0.2, "gray": 0.1}
+            )
         elif lower_type == "trousers":
             lower_material = _pick(rng, ("cotton", "synthetic", "wool"), (0.5, 0.3, 0.2))
             lower_color = _restricted_colour(
-                rng, {"black": 0.3, "gray": 0.2, "navy": 0.15, "beige": 0.15, "brown": 0.1,
-                      "white": 0.05, "green": 0.05})
+                rng,
+                {
+                    "black": 0.3,
+                    "gray": 0.2,
+                    "navy": 0.15,
+                    "beige": 0.15,
+                    "brown": 0.1,
+                    "white": 0.05,
+                    "green": 0.05,
+                },
+            )
         elif lower_type == "shorts":
             lower_material = _pick(rng, ("cotton", "denim", "synthetic"), (0.5, 0.3, 0.2))
-            lower_color = (_restricted_colour(rng, {"blue": 0.6, "navy": 0.2, "black": 0.2})
-                           if lower_material == "denim" else _colour(rng))
+            lower_color = (
+                _restricted_colour(rng, {"blue": 0.6, "navy": 0.2, "black": 0.2})
+                if lower_material == "denim"
+                else _colour(rng)
+            )
         else:
-            lower_material = _pick(rng, ("cotton", "synthetic", "denim", "leather"),
-                                   (0.4, 0.35, 0.15, 0.1))
+            lower_material = _pick(
+                rng, ("cotton", "synthetic", "denim", "leather"), (0.4, 0.35, 0.15, 0.1)
+            )
             lower_color = _colour(rng)
         if lower_color == upper_color and rng.random() < 0.7:
             lower_color = _contrasting(rng, upper_color)
@@ -200,17 +215,31 @@ def sample_identity(pid: int, seed: int) -> IdentityAttributes:
     shoes_type = _pick(rng, SHOE_TYPES, (0.5, 0.2, 0.2, 0.1 if bare_legs else 0.0))
     shoes_color = {
         "sneakers": lambda: _restricted_colour(
-            rng, {"white": 0.4, "black": 0.25, "gray": 0.15, "red": 0.1, "blue": 0.1}),
+            rng, {"white": 0.4, "black": 0.25, "gray": 0.15, "red": 0.1, "blue": 0.1}
+        ),
         "boots": lambda: _restricted_colour(rng, {"black": 0.6, "brown": 0.4}),
         "leather shoes": lambda: _restricted_colour(rng, {"black": 0.65, "brown": 0.35}),
         "sandals": lambda: _restricted_colour(rng, {"brown": 0.5, "black": 0.3, "beige": 0.2}),
     }[shoes_type]()
 
     bag = _pick(rng, BAGS, (0.3, 0.22 if female else 0.03, 0.15, 0.33))
-    bag_color = _restricted_colour(
-        rng, {"black": 0.35, "brown": 0.15, "gray": 0.12, "navy": 0.1, "red": 0.08,
-              "beige": 0.08, "green": 0.06, "pink": 0.06 if female else 0.0}
-    ) if bag != "none" else "none"
+    bag_color = (
+        _restricted_colour(
+            rng,
+            {
+                "black": 0.35,
+                "brown": 0.15,
+                "gray": 0.12,
+                "navy": 0.1,
+                "red": 0.08,
+                "beige": 0.08,
+                "green": 0.06,
+                "pink": 0.06 if female else 0.0,
+            },
+        )
+        if bag != "none"
+        else "none"
+    )
     hat = _pick(rng, HATS, (0.8, 0.12, 0.08))
     hat_color = _colour(rng) if hat != "none" else "none"
     glasses = _pick(rng, GLASSES, (0.7, 0.22, 0.08))

@@ -36,8 +36,12 @@ class Camera:
 
     def to_dict(self) -> dict[str, object]:
         """Manifest entry."""
-        return {"id": self.cam_id, "modality": self.modality, "held_out": self.held_out,
-                "name": self.name}
+        return {
+            "id": self.cam_id,
+            "modality": self.modality,
+            "held_out": self.held_out,
+            "name": self.name,
+        }
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,8 @@ def camera_style(seed: int, cam_id: int, modality: str) -> CameraStyle:
         wall = tuple(int(v) for v in rng.integers(90, 200, 3))
         floor_tex = str(rng.choice(["asphalt", "paving", "grass"]))
         floor = {"asphalt": (78, 78, 82), "paving": (150, 140, 128), "grass": (80, 120, 60)}[
-            floor_tex]
+            floor_tex
+        ]
     else:
         wall = tuple(int(v) for v in rng.integers(120, 235, 3))
         floor_tex = str(rng.choice(["tiles", "planks", "carpet"]))
@@ -100,10 +105,18 @@ def camera_style(seed: int, cam_id: int, modality: str) -> CameraStyle:
     for _ in range(n_obj):
         kind = str(rng.choice(kinds))
         x = float(rng.uniform(0.0, 1.0))
-        sizes = {"door": (0.12, 0.45), "window": (0.16, 0.22), "poster": (0.08, 0.12),
-                 "pole": (0.025, 0.9), "plant": (0.1, 0.2), "bench": (0.25, 0.1),
-                 "lamp": (0.05, 0.06), "tree": (0.2, 0.6), "car": (0.45, 0.25),
-                 "sign": (0.08, 0.1)}[kind]
+        sizes = {
+            "door": (0.12, 0.45),
+            "window": (0.16, 0.22),
+            "poster": (0.08, 0.12),
+            "pole": (0.025, 0.9),
+            "plant": (0.1, 0.2),
+            "bench": (0.25, 0.1),
+            "lamp": (0.05, 0.06),
+            "tree": (0.2, 0.6),
+            "car": (0.45, 0.25),
+            "sign": (0.08, 0.1),
+        }[kind]
         w = sizes[0] * float(rng.uniform(0.7, 1.3))
         h = sizes[1] * float(rng.uniform(0.8, 1.2))
         if kind in ("bench", "car", "plant"):
@@ -113,8 +126,18 @@ def camera_style(seed: int, cam_id: int, modality: str) -> CameraStyle:
         else:
             y = float(rng.uniform(0.08, 0.45))
         colour = tuple(int(v) for v in rng.integers(20, 235, 3))
-        level = {"lamp": 235, "window": 40, "car": 120, "plant": 85, "tree": 80, "pole": 70,
-                 "door": 95, "poster": 100, "bench": 75, "sign": 90}[kind]
+        level = {
+            "lamp": 235,
+            "window": 40,
+            "car": 120,
+            "plant": 85,
+            "tree": 80,
+            "pole": 70,
+            "door": 95,
+            "poster": 100,
+            "bench": 75,
+            "sign": 90,
+        }[kind]
         objects.append(SceneObject(kind, (x, y, w, h), colour, int(level + rng.integers(-15, 16))))
     cast = rng.uniform(0.82, 1.18, 3)
     cast = cast / cast.mean()
@@ -156,8 +179,9 @@ def _scene_rng(cam: Camera, h: int, w: int) -> np.random.Generator:
     return np.random.default_rng([cam.seed & 0xFFFFFFFF, cam.cam_id, h, w, 7])
 
 
-def _draw_objects(img: np.ndarray, st: CameraStyle, h: int, w: int, horizon_px: int,
-                  ir: bool) -> None:
+def _draw_objects(
+    img: np.ndarray, st: CameraStyle, h: int, w: int, horizon_px: int, ir: bool
+) -> None:
     unit = h  # object sizes are fractions of the scene height
     for ob in st.objects:
         x, y, ow, oh = ob.box
@@ -166,21 +190,51 @@ def _draw_objects(img: np.ndarray, st: CameraStyle, h: int, w: int, horizon_px: 
         base = horizon_px - int(y * unit)
         col: tuple[int, ...] | int = ob.level if ir else ob.colour
         dark: tuple[int, ...] | int = (
-            int(ob.level * 0.8) if ir else tuple(int(c * 0.6) for c in ob.colour))
+            int(ob.level * 0.8) if ir else tuple(int(c * 0.6) for c in ob.colour)
+        )
         if ob.kind == "pole":
             cv2.rectangle(img, (x0, base - int(0.9 * h)), (x0 + pw, base), dark, -1)
         elif ob.kind == "tree":
-            cv2.rectangle(img, (x0 + pw // 2 - 3, base - ph // 2), (x0 + pw // 2 + 3, base),
-                          (60 if ir else (70, 50, 30)), -1)
-            cv2.ellipse(img, (x0 + pw // 2, base - ph // 2 - ph // 4), (pw // 2, ph // 3), 0, 0,
-                        360, (ob.level if ir else (50, 100 + ob.colour[1] // 4, 45)), -1)
+            cv2.rectangle(
+                img,
+                (x0 + pw // 2 - 3, base - ph // 2),
+                (x0 + pw // 2 + 3, base),
+                (60 if ir else (70, 50, 30)),
+                -1,
+            )
+            cv2.ellipse(
+                img,
+                (x0 + pw // 2, base - ph // 2 - ph // 4),
+                (pw // 2, ph // 3),
+                0,
+                0,
+                360,
+                (ob.level if ir else (50, 100 + ob.colour[1] // 4, 45)),
+                -1,
+            )
         elif ob.kind == "plant":
             cv2.rectangle(img, (x0, base - ph // 3), (x0 + pw // 2, base), dark, -1)
-            cv2.ellipse(img, (x0 + pw // 4, base - ph // 2), (pw // 2, ph // 3), 0, 0, 360,
-                        (ob.level if ir else (40, 120, 50)), -1)
+            cv2.ellipse(
+                img,
+                (x0 + pw // 4, base - ph // 2),
+                (pw // 2, ph // 3),
+                0,
+                0,
+                360,
+                (ob.level if ir else (40, 120, 50)),
+                -1,
+            )
         elif ob.kind == "lamp":
-            cv2.ellipse(img, (x0, base - ph), (pw // 2, ph // 2), 0, 0, 360,
-                        (ob.level if ir else (250, 245, 220)), -1)
+            cv2.ellipse(
+                img,
+                (x0, base - ph),
+                (pw // 2, ph // 2),
+                0,
+                0,
+                360,
+                (ob.level if ir else (250, 245, 220)),
+                -1,
+            )
         elif ob.kind == "window":
             cv2.rectangle(img, (x0, base - ph), (x0 + pw, base), col, -1)
             cv2.rectangle(img, (x0, base - ph), (x0 + pw, base), dark, 2)
@@ -209,7 +263,7 @@ def background(cam: Camera, h: int, w: int) -> np.ndarray:
         img[:horizon_px] = st.wall
         ramp = np.linspace(0.85, 1.1, h - horizon_px)[:, None, None]
         img[horizon_px:] = np.clip(np.asarray(st.floor)[None, None, :] * ramp, 0, 255)
-    line = (int(st.floor_level * 0.8) if ir else tuple(int(c * 0.75) for c in st.floor))
+    line = int(st.floor_level * 0.8) if ir else tuple(int(c * 0.75) for c in st.floor)
     if st.floor_texture in ("tiles", "paving"):
         y, step = horizon_px, 6.0
         while y < h:
@@ -223,8 +277,9 @@ def background(cam: Camera, h: int, w: int) -> np.ndarray:
         for k in range(0, w, max(8, w // 24)):
             cv2.line(img, (k, horizon_px), (int(k + (k - w / 2) * 0.3), h), line, 1)
     if not ir and not st.outdoor:
-        cv2.rectangle(img, (0, horizon_px - 4), (w, horizon_px),
-                      tuple(int(c * 0.7) for c in st.wall), -1)  # skirting board
+        cv2.rectangle(
+            img, (0, horizon_px - 4), (w, horizon_px), tuple(int(c * 0.7) for c in st.wall), -1
+        )  # skirting board
     _draw_objects(img, st, h, w, horizon_px, ir)
     # low-frequency texture so the background is not flat
     small = rng.normal(0.0, 1.0, (max(2, h // 16), max(2, w // 16))).astype(np.float32)
@@ -272,8 +327,9 @@ def sample_pose(cam: Camera, rng: np.random.Generator) -> Pose:
     return Pose(phase=phase, yaw=yaw, amplitude=amp)
 
 
-def finish(img: np.ndarray, cam: Camera, rng: np.random.Generator,
-           lighting: float = 1.0) -> np.ndarray:
+def finish(
+    img: np.ndarray, cam: Camera, rng: np.random.Generator, lighting: float = 1.0
+) -> np.ndarray:
     """Apply the camera's lighting, low resolution, blur and noise to a rendered frame.
 
     ``img`` is h×w×3 (RGB camera) or h×w (IR camera) uint8; returns the same shape.
@@ -288,8 +344,11 @@ def finish(img: np.ndarray, cam: Camera, rng: np.random.Generator,
     res = float(rng.uniform(*st.resolution))
     if res < 0.95:
         sw_, sh_ = max(8, round(w * res)), max(8, round(h * res))
-        f = cv2.resize(cv2.resize(f, (sw_, sh_), interpolation=cv2.INTER_AREA), (w, h),
-                       interpolation=cv2.INTER_LINEAR)
+        f = cv2.resize(
+            cv2.resize(f, (sw_, sh_), interpolation=cv2.INTER_AREA),
+            (w, h),
+            interpolation=cv2.INTER_LINEAR,
+        )
     sigma = float(rng.uniform(*st.blur))
     if rng.random() < 0.15:  # motion blur
         k = int(rng.integers(3, 8))
@@ -302,7 +361,7 @@ def finish(img: np.ndarray, cam: Camera, rng: np.random.Generator,
     oy = int(rng.integers(0, tile.shape[0] - h)) if h < tile.shape[0] else 0
     ox = int(rng.integers(0, tile.shape[1] - w)) if w < tile.shape[1] else 0
     th, tw = min(h, tile.shape[0]), min(w, tile.shape[1])
-    noise = tile[oy:oy + th, ox:ox + tw]
+    noise = tile[oy : oy + th, ox : ox + tw]
     if (th, tw) != (h, w):
         noise = cv2.resize(noise, (w, h), interpolation=cv2.INTER_NEAREST)
     if ir:
@@ -314,8 +373,9 @@ def finish(img: np.ndarray, cam: Camera, rng: np.random.Generator,
     return np.clip(f, 0, 255).astype(np.uint8)
 
 
-def crop_placement(cam: Camera, rng: np.random.Generator, h: int, w: int,
-                   height_scale: float) -> tuple[float, float, float, int]:
+def crop_placement(
+    cam: Camera, rng: np.random.Generator, h: int, w: int, height_scale: float
+) -> tuple[float, float, float, int]:
     """Where a detected person sits in an h×w crop: (height_px, foot_x, ground_y, bg offset).
 
     Detection boxes normalise the person's size, so the identity's stature only leaks in a
@@ -363,6 +423,10 @@ def sample_occluder(cam: Camera, rng: np.random.Generator, h: int, w: int) -> Oc
         return Occluder("pole", (x0, 0, x0 + int(rng.integers(5, 14)), h), shade)
     side = 1 if rng.random() < 0.5 else -1
     cx = int(w / 2 + side * rng.uniform(0.45, 0.75) * w)
-    return Occluder("person", (cx, 0, cx, h), shade,
-                    other_pid=1_000_000 + int(rng.integers(0, 1_000_000)),
-                    in_front=bool(rng.random() < 0.6))
+    return Occluder(
+        "person",
+        (cx, 0, cx, h),
+        shade,
+        other_pid=1_000_000 + int(rng.integers(0, 1_000_000)),
+        in_front=bool(rng.random() < 0.6),
+    )

@@ -36,7 +36,9 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "logo": ("logo", "printed logo"),
     },
     "upper_material": {
-        "leather": ("leather",), "denim": ("denim", "jean"), "wool": ("wool", "woolen"),
+        "leather": ("leather",),
+        "denim": ("denim", "jean"),
+        "wool": ("wool", "woolen"),
     },
     "lower_type": {
         "trousers": ("trousers", "pants", "slacks"),
@@ -56,10 +58,16 @@ SYNONYMS: dict[str, dict[str, tuple[str, ...]]] = {
         "shoulder bag": ("shoulder bag", "crossbody bag", "messenger bag"),
     },
     "hat": {"cap": ("cap", "baseball cap"), "beanie": ("beanie", "knit hat", "woolly hat")},
-    "glasses": {"glasses": ("glasses", "spectacles", "eyeglasses"),
-                "sunglasses": ("sunglasses", "shades")},
-    "hair_style": {"short": ("short",), "long": ("long",), "ponytail": ("ponytail",),
-                   "bald": ("bald", "shaved head")},
+    "glasses": {
+        "glasses": ("glasses", "spectacles", "eyeglasses"),
+        "sunglasses": ("sunglasses", "shades"),
+    },
+    "hair_style": {
+        "short": ("short",),
+        "long": ("long",),
+        "ponytail": ("ponytail",),
+        "bald": ("bald", "shaved head"),
+    },
     "build": {"slim": ("slim", "thin", "slender"), "heavy": ("heavyset", "chubby", "stout")},
 }
 
@@ -180,13 +188,29 @@ def describe_structured(attrs: IdentityAttributes, rng: np.random.Generator) -> 
     avail = ["upper", "shoes", "hair"]
     if a.lower_type != "none":
         avail.append("lower")
-    for grp, present in (("bag", a.bag != "none"), ("hat", a.hat != "none"),
-                         ("glasses", a.glasses != "none"), ("build", a.build != "average")):
+    for grp, present in (
+        ("bag", a.bag != "none"),
+        ("hat", a.hat != "none"),
+        ("glasses", a.glasses != "none"),
+        ("build", a.build != "average"),
+    ):
         if present:
             avail.append(grp)
-    chosen = [g for g in avail if rng.random() < {"upper": 0.95, "lower": 0.85, "bag": 0.8,
-                                                 "hair": 0.6, "shoes": 0.5, "hat": 0.8,
-                                                 "glasses": 0.7, "build": 0.3}[g]]
+    chosen = [
+        g
+        for g in avail
+        if rng.random()
+        < {
+            "upper": 0.95,
+            "lower": 0.85,
+            "bag": 0.8,
+            "hair": 0.6,
+            "shoes": 0.5,
+            "hat": 0.8,
+            "glasses": 0.7,
+            "build": 0.3,
+        }[g]
+    ]
     gendered = bool(rng.random() < 0.8)
     order = list(rng.permutation(avail))
     while len(chosen) + int(gendered) < 3 and order:
@@ -195,8 +219,9 @@ def describe_structured(attrs: IdentityAttributes, rng: np.random.Generator) -> 
             chosen.append(g)
     if len(chosen) + int(gendered) < 3:
         gendered = True
-    noun = b.word("gender", a.gender) if gendered else b.pick(
-        ["person", "pedestrian", "individual"])
+    noun = (
+        b.word("gender", a.gender) if gendered else b.pick(["person", "pedestrian", "individual"])
+    )
     if gendered:
         pron, poss = ("She", "her") if a.gender == "female" else ("He", "his")
     else:
@@ -225,11 +250,15 @@ def describe_structured(attrs: IdentityAttributes, rng: np.random.Generator) -> 
         art = b.pick([_article(noun).capitalize(), "The", "This"])
         with_hair = f" with {hair_np}" if hair_np else ""
         first = f"{art} {noun}{with_hair}"
-        sentences.append(f"{first} is {wear} {clothes}." if clothes and wear != "in"
-                         else (f"{first} {wear} {clothes}." if clothes else f"{first} is walking."))
+        sentences.append(
+            f"{first} is {wear} {clothes}."
+            if clothes and wear != "in"
+            else (f"{first} {wear} {clothes}." if clothes else f"{first} is walking.")
+        )
     elif template == 1:
-        sentences.append(f"The {noun} is wearing {clothes}." if clothes
-                         else f"The {noun} is walking.")
+        sentences.append(
+            f"The {noun} is wearing {clothes}." if clothes else f"The {noun} is walking."
+        )
     elif template == 2:
         subj = f"This {noun}"
         if hair_np and clothes:
@@ -240,19 +269,30 @@ def describe_structured(attrs: IdentityAttributes, rng: np.random.Generator) -> 
             sentences.append(f"{subj} is wearing {clothes}." if clothes else f"{subj} is walking.")
     else:
         lead = _article(noun).capitalize()
-        sentences.append(f"{lead} {noun} {wear} {clothes}." if clothes
-                         else f"{lead} {noun} walking.")
+        sentences.append(
+            f"{lead} {noun} {wear} {clothes}." if clothes else f"{lead} {noun} walking."
+        )
     for g in rng.permutation(rest):
         g = str(g)
         if g == "lower":
             sentences.append(f"{pron} is also wearing {b.lower()}.")
         elif g == "shoes":
             shoes = b.shoes()
-            sentences.append(b.pick([f"{pron} is wearing {shoes}.", f"{pron} has {shoes} on.",
-                                     f"On {poss} feet are {shoes}."]))
+            sentences.append(
+                b.pick(
+                    [
+                        f"{pron} is wearing {shoes}.",
+                        f"{pron} has {shoes} on.",
+                        f"On {poss} feet are {shoes}.",
+                    ]
+                )
+            )
         elif g == "bag":
-            where = {"backpack": "on " + poss + " back", "handbag": "in " + poss + " hand",
-                     "shoulder bag": "over " + poss + " shoulder"}[a.bag]
+            where = {
+                "backpack": "on " + poss + " back",
+                "handbag": "in " + poss + " hand",
+                "shoulder bag": "over " + poss + " shoulder",
+            }[a.bag]
             bag = b.bag()
             sentences.append(b.pick([f"{pron} is carrying {bag}.", f"{pron} has {bag} {where}."]))
         elif g == "hat":
@@ -266,8 +306,9 @@ def describe_structured(attrs: IdentityAttributes, rng: np.random.Generator) -> 
             sentences.append(b.pick([f"{pron} has {hair}.", f"{pron} is seen with {hair}."]))
         elif g == "build":
             w = b.word("build", a.build)
-            sentences.append(b.pick([f"{pron} is {w}.", f"{pron} looks {w}.",
-                                     f"{pron} has a {w} build."]))
+            sentences.append(
+                b.pick([f"{pron} is {w}.", f"{pron} looks {w}.", f"{pron} has a {w} build."])
+            )
     text = " ".join(sentences)
     text = text[0].upper() + text[1:]
     return Caption(text=text, mentions=b.mentions)

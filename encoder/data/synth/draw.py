@@ -46,5 +46,6 @@ def logo_poly(fig: Figure, pid: int) -> np.ndarray | None:
         shape = np.array([[0, -1], [1, 0.8], [-1, 0.8]], np.float32)
     else:
         shape = np.array([[0, -1], [0.7, 0], [0, 1], [-0.7, 0]], np.float32)
-    return (shape * np.array([r * sx, r], np.float32)
-            + np.array([cx, cy], np.float32)).astype(np.float32)
+    return (shape * np.array([r * sx, r], np.float32) + np.array([cx, cy], np.float32)).astype(
+        np.float32
+    )

@@ -18,8 +18,11 @@ import numpy as np
 from .attributes import IdentityAttributes
 
 _CIRCLE = np.stack(
-    [np.sin(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
-     -np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False))], axis=1
+    [
+        np.sin(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
+        -np.cos(np.linspace(0, 2 * np.pi, 16, endpoint=False)),
+    ],
+    axis=1,
 ).astype(np.float32)
 _HALF = np.linspace(-np.pi / 2, np.pi / 2, 7)
 _HCOS, _HSIN = np.cos(_HALF), np.sin(_HALF)
@@ -115,8 +118,10 @@ class _Projector:
         """Pixel position of body point(s) ``p`` (…×3)."""
         if p.ndim == 1:
             x, y, z = float(p[0]), float(p[1]), float(p[2])
-            return np.array([self.fx + self.scale * (x * self.c + z * self.s),
-                             self.gy - self.scale * y], np.float32)
+            return np.array(
+                [self.fx + self.scale * (x * self.c + z * self.s), self.gy - self.scale * y],
+                np.float32,
+            )
         out = np.empty((*p.shape[:-1], 2), np.float32)
         out[..., 0] = self.fx + self.scale * (p[..., 0] * self.c + p[..., 2] * self.s)
         out[..., 1] = self.gy - self.scale * p[..., 1]
@@ -134,8 +139,14 @@ class _Projector:
         """Convex polygon of a projected axis-aligned 3-D box."""
         hx, hy, hz = half
         corners = np.array(
-            [[center[0] + sx * hx, center[1] + sy * hy, center[2] + sz * hz]
-             for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], np.float32)
+            [
+                [center[0] + sx * hx, center[1] + sy * hy, center[2] + sz * hz]
+                for sx in (-1, 1)
+                for sy in (-1, 1)
+                for sz in (-1, 1)
+            ],
+            np.float32,
+        )
         return _hull(self.xy(corners))
 
 
@@ -187,11 +198,17 @@ def build_figure(
         sa = alpha - beta
         ankle = knee + _v(0.0, -shin * math.cos(sa), shin * math.sin(sa))
         tilt = 0.4 * sa
-        toe = ankle + _v(0.0, -ankle_h * 0.75 - 0.1 * math.sin(tilt),
-                         0.105 * math.cos(tilt))
+        toe = ankle + _v(0.0, -ankle_h * 0.75 - 0.1 * math.sin(tilt), 0.105 * math.cos(tilt))
         heel = ankle + _v(0.0, -ankle_h * 0.8, -0.025)
-        joints.update({f"{side}_hip": hip, f"{side}_knee": knee, f"{side}_ankle": ankle,
-                       f"{side}_toe": toe, f"{side}_heel": heel})
+        joints.update(
+            {
+                f"{side}_hip": hip,
+                f"{side}_knee": knee,
+                f"{side}_ankle": ankle,
+                f"{side}_toe": toe,
+                f"{side}_heel": heel,
+            }
+        )
     lowest = min(float(joints[k][1]) for k in joints if k.endswith(("toe", "heel")))
     for k in list(joints):
         joints[k] = joints[k] - _v(0.0, lowest, 0.0)
@@ -206,14 +223,20 @@ def build_figure(
         eps = 0.07 + pose.arm_out + 0.1 * max(0.0, ws - 1.0)
         sh = _v(sx * sw * 0.9, sh_y - 0.015, lean)
         up_len, fo_len = 0.19, 0.165
-        elbow = sh + _v(sx * up_len * math.sin(eps), -up_len * math.cos(gamma) * math.cos(eps),
-                        up_len * math.sin(gamma))
-        wrist = elbow + _v(sx * fo_len * math.sin(eps) * 0.5,
-                           -fo_len * math.cos(gamma + delta),
-                           fo_len * math.sin(gamma + delta))
+        elbow = sh + _v(
+            sx * up_len * math.sin(eps),
+            -up_len * math.cos(gamma) * math.cos(eps),
+            up_len * math.sin(gamma),
+        )
+        wrist = elbow + _v(
+            sx * fo_len * math.sin(eps) * 0.5,
+            -fo_len * math.cos(gamma + delta),
+            fo_len * math.sin(gamma + delta),
+        )
         hand = wrist + (wrist - elbow) * (0.045 / fo_len)
-        joints.update({f"{side}_sh": sh, f"{side}_elbow": elbow, f"{side}_wrist": wrist,
-                       f"{side}_hand": hand})
+        joints.update(
+            {f"{side}_sh": sh, f"{side}_elbow": elbow, f"{side}_wrist": wrist, f"{side}_hand": hand}
+        )
 
     # --- projection scale: head top sits at height_px * height_scale above the ground ---
     total = head_y + head_ry
@@ -225,8 +248,9 @@ def build_figure(
     def add(name: str, material: str, poly: np.ndarray, depth: float) -> None:
         parts.append(Part(name, material, poly, depth))
 
-    def limb(name: str, material: str, a: np.ndarray, b: np.ndarray, ra: float, rb: float,
-             depth: float) -> None:
+    def limb(
+        name: str, material: str, a: np.ndarray, b: np.ndarray, ra: float, rb: float, depth: float
+    ) -> None:
         add(name, material, capsule(pr.xy(a), pr.xy(b), ra * S, rb * S), depth)
 
     upper_t, lower_t = attrs.upper_type, attrs.lower_type
@@ -246,15 +270,32 @@ def build_figure(
                 limb(f"{side}_short", "lower", hip, mid, r_thigh * 1.12, r_thigh * 1.02, d + 2e-4)
         else:
             limb(f"{side}_thigh", "lower", hip, knee, r_thigh * widen, r_knee * widen, d)
-            limb(f"{side}_shin", "lower", knee, ankle + _v(0, -0.01, 0), r_knee * widen,
-                 r_ankle * widen * 1.1, d + 1e-4)
-        foot = np.concatenate([
-            capsule(pr.xy(heel), pr.xy(toe), 0.028 * S, 0.02 * S),
-            pr.xy(ankle + _v(0, 0.012, 0))[None, :]])
+            limb(
+                f"{side}_shin",
+                "lower",
+                knee,
+                ankle + _v(0, -0.01, 0),
+                r_knee * widen,
+                r_ankle * widen * 1.1,
+                d + 1e-4,
+            )
+        foot = np.concatenate(
+            [
+                capsule(pr.xy(heel), pr.xy(toe), 0.028 * S, 0.02 * S),
+                pr.xy(ankle + _v(0, 0.012, 0))[None, :],
+            ]
+        )
         add(f"{side}_foot", "shoes", _hull(foot), d + 3e-4)
         if attrs.shoes_type == "boots":
-            limb(f"{side}_boot", "shoes", ankle - _v(0, 0.02, 0),
-                 ankle + (knee - ankle) * 0.42, r_ankle * 1.35, r_knee * 1.1, d + 4e-4)
+            limb(
+                f"{side}_boot",
+                "shoes",
+                ankle - _v(0, 0.02, 0),
+                ankle + (knee - ankle) * 0.42,
+                r_ankle * 1.35,
+                r_knee * 1.1,
+                d + 4e-4,
+            )
 
     # torso cross-sections: (y, half-width, half-depth)
     chest_a = sw * (0.9 if female else 0.95)
@@ -290,26 +331,48 @@ def build_figure(
     knee_y = float(max(joints["l_knee"][1], joints["r_knee"][1]))
     waist_y = hip_y + 0.1
     if upper_t == "dress":
-        add("dress_skirt", "upper",
-            torso_poly(waist_y, knee_y + 0.02, extra=0.006, flare=0.55), -0.0008)
+        add(
+            "dress_skirt",
+            "upper",
+            torso_poly(waist_y, knee_y + 0.02, extra=0.006, flare=0.55),
+            -0.0008,
+        )
     elif lower_t == "skirt":
         add("skirt", "lower", torso_poly(waist_y, knee_y + 0.06, extra=0.008, flare=0.5), -0.0008)
     elif lower_t != "none":
         add("pelvis", "lower", torso_poly(waist_y, hip_y - 0.045, extra=0.004), -0.0009)
-        add("belt", "detail_dark", torso_poly(waist_y + 0.006, waist_y - 0.008, extra=0.005),
-            -0.00085)
+        add(
+            "belt",
+            "detail_dark",
+            torso_poly(waist_y + 0.006, waist_y - 0.008, extra=0.005),
+            -0.00085,
+        )
 
-    hem = {"t-shirt": hip_y + 0.02, "shirt": hip_y + 0.03, "jacket": hip_y + 0.0,
-           "coat": hip_y, "hoodie": hip_y - 0.01, "sweater": hip_y + 0.01,
-           "dress": waist_y}[upper_t]
+    hem = {
+        "t-shirt": hip_y + 0.02,
+        "shirt": hip_y + 0.03,
+        "jacket": hip_y + 0.0,
+        "coat": hip_y,
+        "hoodie": hip_y - 0.01,
+        "sweater": hip_y + 0.01,
+        "dress": waist_y,
+    }[upper_t]
     thick = {"coat": 0.014, "jacket": 0.01, "hoodie": 0.009, "sweater": 0.006}.get(upper_t, 0.003)
     if upper_t == "hoodie":
-        add("hood", "upper", pr.box(_v(0.0, sh_y + 0.03, -td * 0.9), (0.062, 0.045, 0.03)),
-            -0.0006 - 0.03 * pr.c)
+        add(
+            "hood",
+            "upper",
+            pr.box(_v(0.0, sh_y + 0.03, -td * 0.9), (0.062, 0.045, 0.03)),
+            -0.0006 - 0.03 * pr.c,
+        )
     add("torso", "upper", torso_poly(sh_y + 0.012, hem, extra=thick), -0.0005)
     if upper_t == "coat":
-        add("coat_skirt", "upper",
-            torso_poly(hip_y + 0.001, hip_y - 0.2, extra=thick + 0.004, flare=0.25), -0.0004)
+        add(
+            "coat_skirt",
+            "upper",
+            torso_poly(hip_y + 0.001, hip_y - 0.2, extra=thick + 0.004, flare=0.25),
+            -0.0004,
+        )
 
     front = pr.c  # >0 front visible
     if front > 0.25:
@@ -317,20 +380,42 @@ def build_figure(
         if upper_t in ("jacket", "coat", "shirt"):
             bottom = hip_y - 0.2 if upper_t == "coat" else hem
             w = 0.004 * S + 0.5
-            add("placket", "detail_dark", np.array(
-                [[cx - w, ground_y - S * (sh_y - 0.02)], [cx + w, ground_y - S * (sh_y - 0.02)],
-                 [cx + w, ground_y - S * bottom], [cx - w, ground_y - S * bottom]], np.float32),
-                -0.0003)
+            add(
+                "placket",
+                "detail_dark",
+                np.array(
+                    [
+                        [cx - w, ground_y - S * (sh_y - 0.02)],
+                        [cx + w, ground_y - S * (sh_y - 0.02)],
+                        [cx + w, ground_y - S * bottom],
+                        [cx - w, ground_y - S * bottom],
+                    ],
+                    np.float32,
+                ),
+                -0.0003,
+            )
         if upper_t in ("shirt", "coat", "jacket"):
             for sgn in (-1.0, 1.0):
-                add("collar", "upper_light", np.array(
-                    [[cx, ground_y - S * (sh_y - 0.05)],
-                     [cx + sgn * 0.035 * S * front, ground_y - S * (sh_y + 0.015)],
-                     [cx + sgn * 0.05 * S * front, ground_y - S * (sh_y - 0.015)]], np.float32),
-                    -0.0002)
+                add(
+                    "collar",
+                    "upper_light",
+                    np.array(
+                        [
+                            [cx, ground_y - S * (sh_y - 0.05)],
+                            [cx + sgn * 0.035 * S * front, ground_y - S * (sh_y + 0.015)],
+                            [cx + sgn * 0.05 * S * front, ground_y - S * (sh_y - 0.015)],
+                        ],
+                        np.float32,
+                    ),
+                    -0.0002,
+                )
         if upper_t == "hoodie":
-            add("pocket", "detail_dark", torso_poly(hip_y + 0.09, hip_y + 0.03, extra=-0.03),
-                -0.0003)
+            add(
+                "pocket",
+                "detail_dark",
+                torso_poly(hip_y + 0.09, hip_y + 0.03, extra=-0.03),
+                -0.0003,
+            )
 
     # arms with sleeves and hands
     for side in ("l", "r"):
@@ -338,17 +423,32 @@ def build_figure(
         wr, hd = joints[f"{side}_wrist"], joints[f"{side}_hand"]
         d = pr.depth((sh + wr) / 2) * 0.5
         if attrs.sleeves == "long":
-            limb(f"{side}_upper_arm", "upper", sh, el, r_arm * 1.15 + thick, r_elbow * 1.1 + thick,
-                 d)
-            limb(f"{side}_forearm", "upper", el, wr, r_elbow * 1.1 + thick, r_wrist * 1.15 + thick,
-                 d + 1e-4)
+            limb(
+                f"{side}_upper_arm", "upper", sh, el, r_arm * 1.15 + thick, r_elbow * 1.1 + thick, d
+            )
+            limb(
+                f"{side}_forearm",
+                "upper",
+                el,
+                wr,
+                r_elbow * 1.1 + thick,
+                r_wrist * 1.15 + thick,
+                d + 1e-4,
+            )
         else:
             limb(f"{side}_upper_arm", "skin", sh, el, r_arm, r_elbow, d)
             limb(f"{side}_forearm", "skin", el, wr, r_elbow, r_wrist, d + 1e-4)
             if attrs.sleeves == "short":
                 mid = sh + (el - sh) * 0.5
-                limb(f"{side}_sleeve", "upper", sh, mid, r_arm * 1.3 + thick, r_arm * 1.2 + thick,
-                     d + 2e-4)
+                limb(
+                    f"{side}_sleeve",
+                    "upper",
+                    sh,
+                    mid,
+                    r_arm * 1.3 + thick,
+                    r_arm * 1.2 + thick,
+                    d + 2e-4,
+                )
         add(f"{side}_hand", "skin_hand", ellipse(pr.xy(hd), 0.024 * S, 0.03 * S), d + 3e-4)
 
     # bags
@@ -359,26 +459,37 @@ def build_figure(
         for sgn in (-1.0, 1.0):
             a = pr.xy(_v(sgn * sw * 0.5, sh_y + 0.01, td * 0.95 + lean))
             b = pr.xy(_v(sgn * sw * 0.62, sh_y - 0.17, td * 1.05 + lean))
-            add("strap", "bag", capsule(a, b, 0.009 * S, 0.009 * S),
-                pr.depth(_v(sgn * sw * 0.55, 0, td * 1.05)) + 0.002)
+            add(
+                "strap",
+                "bag",
+                capsule(a, b, 0.009 * S, 0.009 * S),
+                pr.depth(_v(sgn * sw * 0.55, 0, td * 1.05)) + 0.002,
+            )
     elif bag == "shoulder bag":
         c3 = _v(sw * 1.05 + 0.03, hip_y + 0.03, 0.0)
         add("shoulder_bag", "bag", pr.box(c3, (0.028, 0.065, 0.075)), pr.depth(c3))
         for z in (td * 1.05, -td * 1.05):
             a = pr.xy(_v(-sw * 0.6, sh_y + 0.01, z + lean))
             b = pr.xy(_v(sw * 0.8, hip_y + 0.08, z))
-            add("strap", "bag", capsule(a, b, 0.008 * S, 0.008 * S),
-                pr.depth(_v(0.0, 0.0, z)) + 0.002)
+            add(
+                "strap",
+                "bag",
+                capsule(a, b, 0.008 * S, 0.008 * S),
+                pr.depth(_v(0.0, 0.0, z)) + 0.002,
+            )
     elif bag == "handbag":
         wr = joints["r_hand"]
         c3 = wr + _v(0.0, -0.07, 0.0)
-        add("handbag", "bag", pr.box(c3, (0.03, 0.055, 0.07)),
-            pr.depth(wr) * 0.5 + 0.0005)
+        add("handbag", "bag", pr.box(c3, (0.03, 0.055, 0.07)), pr.depth(wr) * 0.5 + 0.0005)
 
     # neck, head, face, hair, hat
     head_c = _v(0.0, head_y, lean * 1.5)
-    neck = capsule(pr.xy(_v(0.0, sh_y - 0.02, lean)), pr.xy(_v(0.0, head_y - 0.03, lean * 1.4)),
-                   0.027 * S, 0.025 * S)
+    neck = capsule(
+        pr.xy(_v(0.0, sh_y - 0.02, lean)),
+        pr.xy(_v(0.0, head_y - 0.03, lean * 1.4)),
+        0.027 * S,
+        0.025 * S,
+    )
     add("neck", "skin", neck, -0.0001)
     hc2 = pr.xy(head_c)
     rx = pr.half_width(head_rx, head_rz)
@@ -389,10 +500,20 @@ def build_figure(
         bottom_y = ground_y - S * (sh_y - (0.12 if female else 0.06))
         wtop = rx * (1.08 if front > -0.3 else 1.02)
         wbot = rx * (1.35 if front > -0.3 else 1.25) * (0.6 + 0.4 * abs(front))
-        add("long_hair", "hair", np.array(
-            [[top[0] - wtop, top[1]], [top[0] + wtop, top[1]],
-             [top[0] + wbot, bottom_y], [top[0] - wbot, bottom_y]], np.float32),
-            -0.035 * front + 0.0003)
+        add(
+            "long_hair",
+            "hair",
+            np.array(
+                [
+                    [top[0] - wtop, top[1]],
+                    [top[0] + wtop, top[1]],
+                    [top[0] + wbot, bottom_y],
+                    [top[0] - wbot, bottom_y],
+                ],
+                np.float32,
+            ),
+            -0.035 * front + 0.0003,
+        )
     if attrs.hair_style == "ponytail":
         a = head_c + _v(0.0, 0.012, -head_rz * 0.9)
         b = head_c + _v(0.0, -0.1, -head_rz * 1.25)
@@ -400,13 +521,21 @@ def build_figure(
     add("head", "skin_face", ellipse(hc2, rx, ry), 0.0003)
     _face(add, pr, head_c, head_rx, head_ry, head_rz, attrs, S)
     if attrs.hair_style != "bald":
-        add("hair_cap", "hair",
-            _hair_cap(hc2, rx, ry, pr.c, pr.s, short=attrs.hair_style == "short"), 0.0006)
+        add(
+            "hair_cap",
+            "hair",
+            _hair_cap(hc2, rx, ry, pr.c, pr.s, short=attrs.hair_style == "short"),
+            0.0006,
+        )
     if attrs.hat == "cap":
         add("hat", "hat", _dome(hc2, rx, ry, 0.25), 0.0008)
         visor = _v(0.0, head_y + head_ry * 0.3, head_rz * 1.0)
-        add("visor", "hat", pr.box(head_c * _v(1, 0, 1) + visor, (0.045, 0.006, 0.04)),
-            0.0008 + 0.001 * max(0.0, front))
+        add(
+            "visor",
+            "hat",
+            pr.box(head_c * _v(1, 0, 1) + visor, (0.045, 0.006, 0.04)),
+            0.0008 + 0.001 * max(0.0, front),
+        )
     elif attrs.hat == "beanie":
         add("hat", "hat", _dome(hc2, rx * 1.04, ry * 1.05, 0.05), 0.0008)
 
@@ -426,9 +555,16 @@ def build_figure(
     return Figure(parts, (float(x0), float(y0), float(x1), float(y1)), S, pr.c, pr.s, anchors)
 
 
-def _face(add: Callable[[str, str, np.ndarray, float], None], pr: _Projector,
-          head_c: np.ndarray, rx: float, ry: float, rz: float, attrs: IdentityAttributes,
-          S: float) -> None:
+def _face(
+    add: Callable[[str, str, np.ndarray, float], None],
+    pr: _Projector,
+    head_c: np.ndarray,
+    rx: float,
+    ry: float,
+    rz: float,
+    attrs: IdentityAttributes,
+    S: float,
+) -> None:
     """Eyes, mouth and glasses on the visible side of the head."""
     if pr.c < -0.1:
         return
@@ -447,8 +583,9 @@ def _face(add: Callable[[str, str, np.ndarray, float], None], pr: _Projector,
         add("mouth", "mouth", ellipse(p, 0.011 * S * max(0.3, pr.c), 0.003 * S + 0.3), 0.0005)
 
 
-def _hair_cap(c: np.ndarray, rx: float, ry: float, cos_y: float, sin_y: float,
-              short: bool) -> np.ndarray:
+def _hair_cap(
+    c: np.ndarray, rx: float, ry: float, cos_y: float, sin_y: float, short: bool
+) -> np.ndarray:
     """Hair region over the head ellipse, depending on which side of the head is seen."""
     back = max(0.0, -cos_y)
     spans = []
@@ -461,8 +598,9 @@ def _hair_cap(c: np.ndarray, rx: float, ry: float, cos_y: float, sin_y: float,
     ts = np.linspace(-t_left, t_right, 14)
     outer = np.stack([c[0] + rx * 1.03 * np.sin(ts), c[1] - ry * 1.04 * np.cos(ts)], axis=1)
     end_r, end_l = outer[-1], outer[0]
-    ctrl = np.array([c[0] + 0.55 * rx * sin_y,
-                     min(c[1] + ry, c[1] - 0.5 * ry + 1.7 * ry * back)], np.float32)
+    ctrl = np.array(
+        [c[0] + 0.55 * rx * sin_y, min(c[1] + ry, c[1] - 0.5 * ry + 1.7 * ry * back)], np.float32
+    )
     u = np.linspace(0.0, 1.0, 6)[1:-1, None]
     inner = (1 - u) ** 2 * end_r + 2 * (1 - u) * u * ctrl + u**2 * end_l
     return np.concatenate([outer, inner]).astype(np.float32)
@@ -472,5 +610,6 @@ def _dome(c: np.ndarray, rx: float, ry: float, low: float) -> np.ndarray:
     """Upper part of the head ellipse down to ``low`` (fraction of ry above the centre)."""
     t = math.acos(max(-1.0, min(1.0, low)))
     ts = np.linspace(-t, t, 12)
-    return np.stack([c[0] + rx * 1.08 * np.sin(ts), c[1] - ry * 1.1 * np.cos(ts)],
-                    axis=1).astype(np.float32)
+    return np.stack([c[0] + rx * 1.08 * np.sin(ts), c[1] - ry * 1.1 * np.cos(ts)], axis=1).astype(
+        np.float32
+    )

@@ -38,8 +38,11 @@ JPEG_QUALITY = 90
 
 def encode_jpeg(img: np.ndarray) -> bytes:
     """JPEG bytes (quality 90) of an RGB H×W×3 or gray H×W image (gray → 3 equal channels)."""
-    bgr = (cv2.cvtColor(img, cv2.COLOR_GRAY2BGR) if img.ndim == 2
-           else cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    bgr = (
+        cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+        if img.ndim == 2
+        else cv2.cvtColor(img, cv2.COLOR_RGB2BGR)
+    )
     ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise RuntimeError("JPEG encoding failed")
@@ -75,8 +78,9 @@ def sysu_path(cam: int, pid: int, n: int) -> str:
     return f"{SYSU}/cam{cam}/{pid:04d}/{n:04d}.jpg"
 
 
-def write_sysu_ids(root: Path, train: Sequence[int], val: Sequence[int],
-                   test: Sequence[int]) -> None:
+def write_sysu_ids(
+    root: Path, train: Sequence[int], val: Sequence[int], test: Sequence[int]
+) -> None:
     """``exp/{train,val,test}_id.txt``: one line of comma-separated ids, like the real files."""
     exp = root / SYSU / "exp"
     exp.mkdir(parents=True, exist_ok=True)

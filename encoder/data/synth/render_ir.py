@@ -35,19 +35,35 @@ MATERIAL_IR: dict[str, float] = {
 }
 #: Thickness offset of each garment type (thicker = better insulated = darker).
 THICKNESS_IR: dict[str, float] = {
-    "t-shirt": 12.0, "shirt": 4.0, "dress": 8.0, "sweater": -12.0, "hoodie": -16.0,
-    "jacket": -24.0, "coat": -44.0,
-    "trousers": 0.0, "jeans": -4.0, "shorts": 6.0, "skirt": 2.0, "none": 0.0,
+    "t-shirt": 12.0,
+    "shirt": 4.0,
+    "dress": 8.0,
+    "sweater": -12.0,
+    "hoodie": -16.0,
+    "jacket": -24.0,
+    "coat": -44.0,
+    "trousers": 0.0,
+    "jeans": -4.0,
+    "shorts": 6.0,
+    "skirt": 2.0,
+    "none": 0.0,
 }
-SHOES_IR: dict[str, float] = {"sneakers": 96.0, "boots": 78.0, "leather shoes": 82.0,
-                              "sandals": 150.0}
+SHOES_IR: dict[str, float] = {
+    "sneakers": 96.0,
+    "boots": 78.0,
+    "leather shoes": 82.0,
+    "sandals": 150.0,
+}
 
 
 def material_levels(attrs: IdentityAttributes) -> dict[str, float]:
     """IR level of every figure material for this identity (colour never enters)."""
     upper = MATERIAL_IR[attrs.upper_material] + THICKNESS_IR[attrs.upper_type]
-    lower = (MATERIAL_IR[attrs.lower_material] + THICKNESS_IR[attrs.lower_type]
-             if attrs.lower_material != "none" else upper)
+    lower = (
+        MATERIAL_IR[attrs.lower_material] + THICKNESS_IR[attrs.lower_type]
+        if attrs.lower_material != "none"
+        else upper
+    )
     hair = {"short": 118.0, "long": 92.0, "ponytail": 100.0, "bald": 226.0}[attrs.hair_style]
     return {
         "skin": 222.0,
@@ -75,8 +91,10 @@ def _lvl(v: float) -> int:
 def draw_figure_ir(canvas: np.ndarray, fig: Figure, attrs: IdentityAttributes) -> None:
     """Paint a projected figure onto a single-channel IR canvas in place."""
     lv = material_levels(attrs)
-    leather = {"upper": attrs.upper_material == "leather",
-               "lower": attrs.lower_material == "leather"}
+    leather = {
+        "upper": attrs.upper_material == "leather",
+        "lower": attrs.lower_material == "leather",
+    }
     for part in fig.parts:
         v = lv[part.material]
         if part.material in ("glasses", "sunglasses"):
@@ -98,8 +116,9 @@ def draw_figure_ir(canvas: np.ndarray, fig: Figure, attrs: IdentityAttributes) -
                 fill(canvas, lp, _lvl(v - 10.0))
 
 
-def _occluder_ir(canvas: np.ndarray, occ: Occluder, cam: Camera, rng: np.random.Generator,
-                 h: int) -> None:
+def _occluder_ir(
+    canvas: np.ndarray, occ: Occluder, cam: Camera, rng: np.random.Generator, h: int
+) -> None:
     if occ.kind == "person":
         other = sample_identity(occ.other_pid, cam.seed)
         pose = Pose(float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(-np.pi, np.pi)))
@@ -112,15 +131,19 @@ def _occluder_ir(canvas: np.ndarray, occ: Occluder, cam: Camera, rng: np.random.
     cv2.rectangle(canvas, (x0, y0), (x1, y1), level, -1)
 
 
-def render_ir(attrs: IdentityAttributes, rng: np.random.Generator, camera: Camera,
-              size: tuple[int, int] = (256, 128)) -> np.ndarray:
+def render_ir(
+    attrs: IdentityAttributes,
+    rng: np.random.Generator,
+    camera: Camera,
+    size: tuple[int, int] = (256, 128),
+) -> np.ndarray:
     """A detected-person crop of ``attrs`` seen by IR ``camera``: H×W uint8 (one channel)."""
     if camera.modality != "ir":
         raise ValueError(f"camera {camera.cam_id} is {camera.modality}, not ir")
     h, w = size
     pose = sample_pose(camera, rng)
     height_px, fx, gy, off = crop_placement(camera, rng, h, w, attrs.height_scale)
-    img = np.ascontiguousarray(background(camera, h, 3 * w)[:, off:off + w])
+    img = np.ascontiguousarray(background(camera, h, 3 * w)[:, off : off + w])
     occ = sample_occluder(camera, rng, h, w)
     if occ is not None and occ.kind == "person" and not occ.in_front:
         _occluder_ir(img, occ, camera, rng, h)

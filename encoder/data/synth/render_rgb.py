@@ -33,8 +33,9 @@ def material_colours(attrs: IdentityAttributes) -> dict[str, tuple[int, ...]]:
     """RGB colour of every figure material for this identity."""
     skin = SKIN_TONES[attrs.skin_tone]
     upper = colour_rgb(attrs.upper_color, attrs.upper_shade)
-    lower = (colour_rgb(attrs.lower_color, attrs.lower_shade)
-             if attrs.lower_color != "none" else upper)
+    lower = (
+        colour_rgb(attrs.lower_color, attrs.lower_shade) if attrs.lower_color != "none" else upper
+    )
     hair = HAIR_COLOURS[attrs.hair_color].rgb if attrs.hair_color != "none" else skin
     return {
         "skin": skin,
@@ -52,13 +53,13 @@ def material_colours(attrs: IdentityAttributes) -> dict[str, tuple[int, ...]]:
         "glasses": (30, 30, 34),
         "sunglasses": (18, 18, 22),
         "detail_dark": _scaled(upper, 0.65),
-        "pattern": (COLOURS[attrs.pattern_color].rgb if attrs.pattern_color != "none"
-                    else upper),
+        "pattern": (COLOURS[attrs.pattern_color].rgb if attrs.pattern_color != "none" else upper),
     }
 
 
-def _pattern(canvas: np.ndarray, part: Part, fig: Figure, attrs: IdentityAttributes,
-             colour: tuple[int, ...]) -> None:
+def _pattern(
+    canvas: np.ndarray, part: Part, fig: Figure, attrs: IdentityAttributes, colour: tuple[int, ...]
+) -> None:
     """Stripes or checks clipped to ``part``'s polygon."""
     h, w = canvas.shape[:2]
     x0, y0 = np.floor(part.poly.min(axis=0)).astype(int)
@@ -124,15 +125,15 @@ def _shadow(canvas: np.ndarray, fx: float, gy: float, rx: float) -> None:
     roi[m > 0] = (roi[m > 0] * 0.7).astype(np.uint8)
 
 
-def _occluder_rgb(canvas: np.ndarray, occ: Occluder, cam: Camera, rng: np.random.Generator,
-                  h: int) -> None:
+def _occluder_rgb(
+    canvas: np.ndarray, occ: Occluder, cam: Camera, rng: np.random.Generator, h: int
+) -> None:
     if occ.kind == "person":
         other = sample_identity(occ.other_pid, cam.seed)
         pose = Pose(float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(-np.pi, np.pi)))
         scale = 1.08 if occ.in_front else 0.92
         gy = h * (1.02 if occ.in_front else 0.9)
-        draw_figure_rgb(canvas, build_figure(other, pose, h * 0.9 * scale, occ.rect[0], gy),
-                        other)
+        draw_figure_rgb(canvas, build_figure(other, pose, h * 0.9 * scale, occ.rect[0], gy), other)
         return
     names = list(COLOURS)
     col = COLOURS[names[int(occ.shade * len(names)) % len(names)]].rgb
@@ -141,15 +142,19 @@ def _occluder_rgb(canvas: np.ndarray, occ: Occluder, cam: Camera, rng: np.random
     cv2.rectangle(canvas, (x0, y0), (x1, y0 + 3), col, -1)
 
 
-def render_rgb(attrs: IdentityAttributes, rng: np.random.Generator, camera: Camera,
-               size: tuple[int, int] = (256, 128)) -> np.ndarray:
+def render_rgb(
+    attrs: IdentityAttributes,
+    rng: np.random.Generator,
+    camera: Camera,
+    size: tuple[int, int] = (256, 128),
+) -> np.ndarray:
     """A detected-person crop of ``attrs`` seen by RGB ``camera``: H×W×3 uint8, RGB order."""
     if camera.modality != "rgb":
         raise ValueError(f"camera {camera.cam_id} is {camera.modality}, not rgb")
     h, w = size
     pose = sample_pose(camera, rng)
     height_px, fx, gy, off = crop_placement(camera, rng, h, w, attrs.height_scale)
-    img = np.ascontiguousarray(background(camera, h, 3 * w)[:, off:off + w])
+    img = np.ascontiguousarray(background(camera, h, 3 * w)[:, off : off + w])
     occ = sample_occluder(camera, rng, h, w)
     if occ is not None and occ.kind == "person" and not occ.in_front:
         _occluder_rgb(img, occ, camera, rng, h)
@@ -161,8 +166,9 @@ def render_rgb(attrs: IdentityAttributes, rng: np.random.Generator, camera: Came
     return finish(img, camera, rng, lighting=float(rng.uniform(0.85, 1.15)))
 
 
-def render_distractor(camera: Camera, rng: np.random.Generator, junk: bool = False,
-                      size: tuple[int, int] = (256, 128)) -> np.ndarray:
+def render_distractor(
+    camera: Camera, rng: np.random.Generator, junk: bool = False, size: tuple[int, int] = (256, 128)
+) -> np.ndarray:
     """A Market-style non-identity crop from RGB ``camera``.
 
     ``junk=False`` (pid 0): a false detection (background only, a far-away passer-by or a
@@ -171,29 +177,44 @@ def render_distractor(camera: Camera, rng: np.random.Generator, junk: bool = Fal
     """
     h, w = size
     off = int(rng.integers(0, 2 * w + 1))
-    img = np.ascontiguousarray(background(camera, h, 3 * w)[:, off:off + w])
+    img = np.ascontiguousarray(background(camera, h, 3 * w)[:, off : off + w])
     other = sample_identity(2_000_000 + int(rng.integers(0, 1_000_000)), camera.seed)
     pose = sample_pose(camera, rng)
     if junk:
         mode = int(rng.integers(3))
         if mode == 0:  # upper body only
-            fig = build_figure(other, pose, h * float(rng.uniform(1.3, 1.8)), w / 2,
-                               h * float(rng.uniform(1.5, 2.0)))
+            fig = build_figure(
+                other,
+                pose,
+                h * float(rng.uniform(1.3, 1.8)),
+                w / 2,
+                h * float(rng.uniform(1.5, 2.0)),
+            )
         elif mode == 1:  # legs only
-            fig = build_figure(other, pose, h * float(rng.uniform(1.6, 2.0)), w / 2,
-                               h * float(rng.uniform(0.9, 1.0)))
+            fig = build_figure(
+                other,
+                pose,
+                h * float(rng.uniform(1.6, 2.0)),
+                w / 2,
+                h * float(rng.uniform(0.9, 1.0)),
+            )
         else:  # half outside
-            fig = build_figure(other, pose, h * 0.9, w * float(rng.choice([-0.05, 1.05])),
-                               h * 0.97)
+            fig = build_figure(other, pose, h * 0.9, w * float(rng.choice([-0.05, 1.05])), h * 0.97)
         draw_figure_rgb(img, fig, other)
     else:
         mode = int(rng.integers(3))
         if mode == 1:  # a small far-away person
-            fig = build_figure(other, pose, h * float(rng.uniform(0.25, 0.4)),
-                               w * float(rng.uniform(0.2, 0.8)), h * float(rng.uniform(0.6, 0.8)))
+            fig = build_figure(
+                other,
+                pose,
+                h * float(rng.uniform(0.25, 0.4)),
+                w * float(rng.uniform(0.2, 0.8)),
+                h * float(rng.uniform(0.6, 0.8)),
+            )
             draw_figure_rgb(img, fig, other)
         elif mode == 2:  # a sliver at the border
-            fig = build_figure(other, pose, h * 0.95, w * float(rng.choice([-0.22, 1.22])),
-                               h * 0.98)
+            fig = build_figure(
+                other, pose, h * 0.95, w * float(rng.choice([-0.22, 1.22])), h * 0.98
+            )
             draw_figure_rgb(img, fig, other)
     return finish(img, camera, rng, lighting=float(rng.uniform(0.85, 1.15)))

@@ -34,8 +34,9 @@ def _artist(rng: np.random.Generator) -> Artist:
         ink=int(rng.integers(10, 60)),
         width=int(rng.choice([1, 1, 2])),
         wobble=float(rng.uniform(0.35, 1.1)),
-        hatch_angle=float(rng.uniform(math.radians(25), math.radians(65))
-                          * (1 if rng.random() < 0.7 else -1)),
+        hatch_angle=float(
+            rng.uniform(math.radians(25), math.radians(65)) * (1 if rng.random() < 0.7 else -1)
+        ),
         hatch_gap=float(rng.uniform(2.6, 3.6)),
         double=float(rng.uniform(0.0, 0.5)),
     )
@@ -43,9 +44,14 @@ def _artist(rng: np.random.Generator) -> Artist:
 
 def _luminance(attrs: IdentityAttributes, material: str) -> float:
     """How light a material is (1 white): decides the hatching density."""
-    name = {"upper": attrs.upper_color, "upper_light": attrs.upper_color,
-            "lower": attrs.lower_color, "shoes": attrs.shoes_color, "bag": attrs.bag_color,
-            "hat": attrs.hat_color}.get(material)
+    name = {
+        "upper": attrs.upper_color,
+        "upper_light": attrs.upper_color,
+        "lower": attrs.lower_color,
+        "shoes": attrs.shoes_color,
+        "bag": attrs.bag_color,
+        "hat": attrs.hat_color,
+    }.get(material)
     if material == "hair":
         return HAIR_COLOURS[attrs.hair_color].luminance if attrs.hair_color != "none" else 1.0
     if name is None or name == "none":
@@ -53,8 +59,9 @@ def _luminance(attrs: IdentityAttributes, material: str) -> float:
     return COLOURS[name].luminance
 
 
-def _wobbly(poly: np.ndarray, rng: np.random.Generator, amp: float, step: float = 4.0,
-            closed: bool = True) -> np.ndarray:
+def _wobbly(
+    poly: np.ndarray, rng: np.random.Generator, amp: float, step: float = 4.0, closed: bool = True
+) -> np.ndarray:
     """Resample an outline every ``step`` px and jitter it smoothly by about ``amp`` px."""
     ring = np.concatenate([poly, poly[:1]]) if closed else poly
     seg = np.hypot(*np.diff(ring, axis=0).T)
@@ -74,8 +81,9 @@ def _stroke(canvas: np.ndarray, line: np.ndarray, ink: int, width: int) -> None:
     cv2.polylines(canvas, [pts(line)], False, ink, width, cv2.LINE_AA, SHIFT)
 
 
-def _clip_layer(canvas: np.ndarray, poly: np.ndarray,
-                draw: Callable[[np.ndarray, np.ndarray], None]) -> None:
+def _clip_layer(
+    canvas: np.ndarray, poly: np.ndarray, draw: Callable[[np.ndarray, np.ndarray], None]
+) -> None:
     """Run ``draw(layer, offset)`` on a white layer and darken the canvas inside ``poly``."""
     h, w = canvas.shape[:2]
     x0, y0 = np.floor(poly.min(axis=0)).astype(int)
@@ -91,8 +99,9 @@ def _clip_layer(canvas: np.ndarray, poly: np.ndarray,
     np.copyto(roi, np.minimum(roi, layer), where=mask > 0)
 
 
-def _hatch(canvas: np.ndarray, poly: np.ndarray, art: Artist, lum: float,
-           rng: np.random.Generator) -> None:
+def _hatch(
+    canvas: np.ndarray, poly: np.ndarray, art: Artist, lum: float, rng: np.random.Generator
+) -> None:
     if lum >= 0.62:
         return
     gap = art.hatch_gap * (1.0 if lum < 0.3 else (1.5 if lum < 0.45 else 2.4))
@@ -112,15 +121,27 @@ def _hatch(canvas: np.ndarray, poly: np.ndarray, art: Artist, lum: float,
                 a = (cx - dx * span, cy - dy * span)
                 b = (cx + dx * span, cy + dy * span)
                 jitter = float(rng.normal(0.0, 0.3))
-                cv2.line(layer, (int(a[0]), int(a[1] + jitter)), (int(b[0]), int(b[1])), ink, 1,
-                         cv2.LINE_AA)
+                cv2.line(
+                    layer,
+                    (int(a[0]), int(a[1] + jitter)),
+                    (int(b[0]), int(b[1])),
+                    ink,
+                    1,
+                    cv2.LINE_AA,
+                )
                 k += gap
 
     _clip_layer(canvas, poly, draw)
 
 
-def _pattern(canvas: np.ndarray, part: Part, fig: Figure, attrs: IdentityAttributes,
-             art: Artist, rng: np.random.Generator) -> None:
+def _pattern(
+    canvas: np.ndarray,
+    part: Part,
+    fig: Figure,
+    attrs: IdentityAttributes,
+    art: Artist,
+    rng: np.random.Generator,
+) -> None:
     period = max(4.0, fig.scale * 0.034)
     ink = min(160, art.ink + 30)
     y_anchor = fig.anchors["shoulder_y"]
@@ -146,16 +167,26 @@ def _pattern(canvas: np.ndarray, part: Part, fig: Figure, attrs: IdentityAttribu
     _clip_layer(canvas, part.poly, draw)
 
 
-def render_sketch(attrs: IdentityAttributes, rng: np.random.Generator,
-                  size: tuple[int, int] = (256, 128)) -> np.ndarray:
+def render_sketch(
+    attrs: IdentityAttributes, rng: np.random.Generator, size: tuple[int, int] = (256, 128)
+) -> np.ndarray:
     """A front-view sketch of ``attrs``: H×W uint8, white paper, dark strokes."""
     h, w = size
     art = _artist(rng)
-    pose = Pose(phase=float(rng.uniform(0.0, 2 * math.pi)), yaw=float(rng.normal(0.0, 0.12)),
-                amplitude=float(rng.uniform(0.0, 0.3)), arm_out=float(rng.uniform(0.0, 0.12)))
+    pose = Pose(
+        phase=float(rng.uniform(0.0, 2 * math.pi)),
+        yaw=float(rng.normal(0.0, 0.12)),
+        amplitude=float(rng.uniform(0.0, 0.3)),
+        arm_out=float(rng.uniform(0.0, 0.12)),
+    )
     height_px = h * float(rng.uniform(0.84, 0.92)) / attrs.height_scale**0.7
-    fig = build_figure(attrs, pose, height_px, w / 2 + float(rng.normal(0.0, 2.0)),
-                       h * float(rng.uniform(0.955, 0.98)))
+    fig = build_figure(
+        attrs,
+        pose,
+        height_px,
+        w / 2 + float(rng.normal(0.0, 2.0)),
+        h * float(rng.uniform(0.955, 0.98)),
+    )
     canvas = np.full((h, w), 255, np.uint8)
     for part in fig.parts:
         mat = part.material
@@ -165,8 +196,12 @@ def render_sketch(attrs: IdentityAttributes, rng: np.random.Generator,
         if mat == "mouth":
             c = part.poly.mean(axis=0)
             rx = float(np.ptp(part.poly[:, 0])) / 2
-            _stroke(canvas, np.array([[c[0] - rx, c[1]], [c[0] + rx, c[1]]], np.float32),
-                    art.ink + 40, 1)
+            _stroke(
+                canvas,
+                np.array([[c[0] - rx, c[1]], [c[0] + rx, c[1]]], np.float32),
+                art.ink + 40,
+                1,
+            )
             continue
         if mat == "glasses":
             _stroke(canvas, _wobbly(part.poly, rng, 0.2, step=2.0), art.ink, 1)

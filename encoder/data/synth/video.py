@@ -69,8 +69,9 @@ def _walkers(spec: ClipSpec) -> list[_Walker]:
     floor_top = cam.style.horizon * h
     out = []
     for pid in spec.pids:
-        rng = np.random.default_rng([cam.seed & 0xFFFFFFFF, _VIDEO_STREAM, cam.cam_id,
-                                     spec.index, pid])
+        rng = np.random.default_rng(
+            [cam.seed & 0xFFFFFFFF, _VIDEO_STREAM, cam.cam_id, spec.index, pid]
+        )
         y = float(rng.uniform(floor_top + 0.25 * (h - floor_top), h - 2))
         depth = (y - floor_top) / max(1.0, h - floor_top)
         hpx = h * (0.3 + 0.28 * depth)
@@ -86,8 +87,20 @@ def _walkers(spec: ClipSpec) -> list[_Walker]:
             vx, vy = float(rng.normal(0, 0.05 * speed)), (1 if towards else -1) * speed * 0.12
             grow = vy / max(1.0, h - floor_top) * 0.33 * h
             x0 = float(rng.uniform(0.2 * w, 0.8 * w))
-        out.append(_Walker(pid, x0, y, vx, vy, hpx, grow, yaw,
-                           float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0.8, 1.0))))
+        out.append(
+            _Walker(
+                pid,
+                x0,
+                y,
+                vx,
+                vy,
+                hpx,
+                grow,
+                yaw,
+                float(rng.uniform(0, 2 * math.pi)),
+                float(rng.uniform(0.8, 1.0)),
+            )
+        )
     return out
 
 
@@ -115,8 +128,9 @@ def open_writer(path: Path, fps: int, size: tuple[int, int]) -> cv2.VideoWriter:
     return writer
 
 
-def render_clip(spec: ClipSpec, ids: Mapping[int, IdentityAttributes], path: Path,
-                annotation_path: Path) -> dict[str, object]:
+def render_clip(
+    spec: ClipSpec, ids: Mapping[int, IdentityAttributes], path: Path, annotation_path: Path
+) -> dict[str, object]:
     """Render, write and annotate one clip; returns the annotation (also written as JSON)."""
     cam = spec.camera
     h, w = spec.size
@@ -156,8 +170,11 @@ def render_clip(spec: ClipSpec, ids: Mapping[int, IdentityAttributes], path: Pat
                 bh = min(h - by, math.ceil(cy1) - by)
                 objects.append({"pid": wk.pid, "box": [bx, by, bw, bh]})
             frame = finish(img, cam, np.random.default_rng(fin_seed))
-            bgr = (cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR) if ir
-                   else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            bgr = (
+                cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+                if ir
+                else cv2.cvtColor(frame, cv2.COLOR_RGB2BGR)
+            )
             writer.write(bgr)
             stamp = (start + timedelta(seconds=t)).isoformat(timespec="milliseconds")
             frames.append({"frame": i, "time": stamp, "objects": objects})

@@ -69,8 +69,7 @@ class SynthConfig:
     people_per_video: tuple[int, int] = (2, 4)
 
     def __post_init__(self) -> None:
-        for name in ("images_per_camera", "sketches", "captions", "video_size",
-                     "people_per_video"):
+        for name in ("images_per_camera", "sketches", "captions", "video_size", "people_per_video"):
             val = tuple(int(v) for v in getattr(self, name))
             if len(val) != 2:
                 raise ValueError(f"{name} must be a pair, got {val}")
@@ -272,28 +271,44 @@ def _plan(config: SynthConfig, cams: list[Camera], ids: dict[int, IdentityAttrib
         for cam in my_rgb:
             for k in range(per_cam[cam]):
                 name = L.market_name(pid, cam, next_frame(cam))
-                split = ("bounding_box_train" if not is_test else
-                         "query" if (cam in query_cams and k == 0) else "bounding_box_test")
+                split = (
+                    "bounding_box_train"
+                    if not is_test
+                    else "query"
+                    if (cam in query_cams and k == 0)
+                    else "bounding_box_test"
+                )
                 files[(cam, k)].append(L.market_path(split, name))
         # PKU-Sketch photos: two RGB cameras (or two shots of one)
         order = [my_rgb[i] for i in rng.permutation(len(my_rgb))]
-        shots = [(order[0], 0), (order[1], 0)] if len(order) >= 2 else [
-            (order[0], 0), (order[0], min(1, per_cam[order[0]] - 1))]
+        shots = (
+            [(order[0], 0), (order[1], 0)]
+            if len(order) >= 2
+            else [(order[0], 0), (order[0], min(1, per_cam[order[0]] - 1))]
+        )
         for j, key in enumerate(shots[:2] if shots[0] != shots[-1] else shots[:1]):
             files[key].append(L.pku_photo(pid, j + 1))
         # CUHK-PEDES images + captions
         n_cap = int(rng.integers(config.captions[0], config.captions[1] + 1))
-        caps = [describe(attrs, np.random.default_rng([seed, _CAPTION, pid, k]))
-                for k in range(n_cap)]
+        caps = [
+            describe(attrs, np.random.default_rng([seed, _CAPTION, pid, k])) for k in range(n_cap)
+        ]
         order = [my_rgb[i] for i in rng.permutation(len(my_rgb))][:2]
         cuhk_imgs = [(cam, per_cam[cam] - 1) for cam in order]
         split_name = "test" if is_test else ("val" if pid in val_set else "train")
         for j, (cam, k) in enumerate(cuhk_imgs):
             fp = L.cuhk_file(pid, cam, k)
             files[(cam, k)].append(L.cuhk_path(fp))
-            mine_caps = caps[j::len(cuhk_imgs)]
-            cuhk.append({"split": split_name, "captions": mine_caps, "file_path": fp,
-                         "processed_tokens": [tokenize(c) for c in mine_caps], "id": pid})
+            mine_caps = caps[j :: len(cuhk_imgs)]
+            cuhk.append(
+                {
+                    "split": split_name,
+                    "captions": mine_caps,
+                    "file_path": fp,
+                    "processed_tokens": [tokenize(c) for c in mine_caps],
+                    "id": pid,
+                }
+            )
         # sketches
         n_sk = int(rng.integers(config.sketches[0], config.sketches[1] + 1))
         sketch_files = []
@@ -306,23 +321,43 @@ def _plan(config: SynthConfig, cams: list[Camera], ids: dict[int, IdentityAttrib
             for k in range(per_cam[c.cam_id]):
                 fl = tuple(files[(c.cam_id, k)])
                 jobs.append(_Job(c.modality, pid, c.cam_id, k, fl))
-                images.append({"pid": pid, "camera": c.cam_id, "modality": c.modality,
-                               "index": k, "files": list(fl)})
+                images.append(
+                    {
+                        "pid": pid,
+                        "camera": c.cam_id,
+                        "modality": c.modality,
+                        "index": k,
+                        "files": list(fl),
+                    }
+                )
                 counts[f"{c.modality}_images"] += 1
-        identities.append({"pid": pid, "split": "test" if is_test else "train",
-                           "val": pid in val_set, "attributes": attrs.to_dict(),
-                           "captions": caps, "sketches": sketch_files})
+        identities.append(
+            {
+                "pid": pid,
+                "split": "test" if is_test else "train",
+                "val": pid in val_set,
+                "attributes": attrs.to_dict(),
+                "captions": caps,
+                "sketches": sketch_files,
+            }
+        )
     # Market distractors (0000) and junk (-1)
-    n_d = config.distractors if config.distractors is not None else max(
-        2, config.identities // 10)
+    n_d = config.distractors if config.distractors is not None else max(2, config.identities // 10)
     drng = np.random.default_rng([seed, _DISTRACTOR])
     for kind, pid in (("distractor", 0), ("junk", -1)):
         for i in range(n_d):
             cam = rgb_cams[int(drng.integers(len(rgb_cams)))].cam_id
             name = L.market_name(pid, cam, next_frame(cam), box=int(drng.integers(2, 5)))
             jobs.append(_Job(kind, pid, cam, i, (L.market_path("bounding_box_test", name),)))
-            images.append({"pid": pid, "camera": cam, "modality": "rgb", "index": i,
-                           "files": [L.market_path("bounding_box_test", name)]})
+            images.append(
+                {
+                    "pid": pid,
+                    "camera": cam,
+                    "modality": "rgb",
+                    "index": i,
+                    "files": [L.market_path("bounding_box_test", name)],
+                }
+            )
             counts["distractors" if pid == 0 else "junk"] += 1
     # videos
     videos: list[dict[str, Any]] = []
@@ -331,21 +366,33 @@ def _plan(config: SynthConfig, cams: list[Camera], ids: dict[int, IdentityAttrib
         eligible = test if c.held_out else list(range(1, config.identities + 1))
         for clip in range(config.videos_per_camera):
             vr = np.random.default_rng([seed, _VIDEO_PLAN, c.cam_id, clip])
-            n = min(len(eligible), int(vr.integers(config.people_per_video[0],
-                                                   config.people_per_video[1] + 1)))
+            n = min(
+                len(eligible),
+                int(vr.integers(config.people_per_video[0], config.people_per_video[1] + 1)),
+            )
             pids = tuple(sorted(int(p) for p in vr.choice(eligible, size=n, replace=False)))
             vpath, apath = L.video_paths(c.cam_id, clip, ext)
-            spec = ClipSpec(c, clip, pids, config.video_seconds, config.video_fps,
-                            config.video_size)
+            spec = ClipSpec(
+                c, clip, pids, config.video_seconds, config.video_fps, config.video_size
+            )
             jobs.insert(0, _Job("video", 0, c.cam_id, clip, (vpath, apath), pids))
-            videos.append({"camera": c.cam_id, "modality": c.modality, "path": vpath,
-                           "annotation": apath, "fps": config.video_fps,
-                           "num_frames": spec.num_frames, "start": spec.start.isoformat(),
-                           "pids": list(pids)})
+            videos.append(
+                {
+                    "camera": c.cam_id,
+                    "modality": c.modality,
+                    "path": vpath,
+                    "annotation": apath,
+                    "fps": config.video_fps,
+                    "num_frames": spec.num_frames,
+                    "start": spec.start.isoformat(),
+                    "pids": list(pids),
+                }
+            )
     counts["videos"] = len(videos)
     counts["video_frames"] = sum(v["num_frames"] for v in videos)
-    counts["images_total"] = sum(counts[k] for k in (
-        "rgb_images", "ir_images", "sketches", "distractors", "junk"))
+    counts["images_total"] = sum(
+        counts[k] for k in ("rgb_images", "ir_images", "sketches", "distractors", "junk")
+    )
     counts["image_files"] = sum(len(j.files) for j in jobs if j.kind != "video")
     cam_entries = []
     for c in cams:
@@ -360,8 +407,14 @@ def _plan(config: SynthConfig, cams: list[Camera], ids: dict[int, IdentityAttrib
         config=config.to_dict(),
         cameras=cam_entries,
         identities=identities,
-        layouts={"market1501": L.MARKET, "sysu_mm01": L.SYSU, "pku_sketch": L.PKU,
-                 "cuhk_pedes": L.CUHK, "sketches": L.SKETCHES, "videos": L.VIDEOS},
+        layouts={
+            "market1501": L.MARKET,
+            "sysu_mm01": L.SYSU,
+            "pku_sketch": L.PKU,
+            "cuhk_pedes": L.CUHK,
+            "sketches": L.SKETCHES,
+            "videos": L.VIDEOS,
+        },
         images=images,
         videos=videos,
         counts=counts,
@@ -396,16 +449,27 @@ def _run(job: _Job) -> tuple[int, int]:
     seed: int = _CTX["seed"] & 0xFFFFFFFF
     size: tuple[int, int] = _CTX["size"]
     if job.kind == "video":
-        spec = ClipSpec(cams[job.cam], job.index, job.clip_pids, _CTX["video_seconds"],
-                        _CTX["video_fps"], _CTX["video_size"])
+        spec = ClipSpec(
+            cams[job.cam],
+            job.index,
+            job.clip_pids,
+            _CTX["video_seconds"],
+            _CTX["video_fps"],
+            _CTX["video_size"],
+        )
         render_clip(spec, ids, root / job.files[0], root / job.files[1])
         return 0, 2
     if job.kind == "sketch":
-        img = render_sketch(ids[job.pid], np.random.default_rng(
-            [seed, _SKETCH, job.pid, job.index]), size)
+        img = render_sketch(
+            ids[job.pid], np.random.default_rng([seed, _SKETCH, job.pid, job.index]), size
+        )
     elif job.kind in ("distractor", "junk"):
-        img = render_distractor(cams[job.cam], np.random.default_rng(
-            [seed, _DISTRACTOR, job.pid + 1, job.index]), junk=job.kind == "junk", size=size)
+        img = render_distractor(
+            cams[job.cam],
+            np.random.default_rng([seed, _DISTRACTOR, job.pid + 1, job.index]),
+            junk=job.kind == "junk",
+            size=size,
+        )
     else:
         stream = _RGB if job.kind == "rgb" else _IR
         rng = np.random.default_rng([seed, stream, job.pid, job.cam, job.index])
@@ -447,9 +511,16 @@ def generate_world(out_dir: Path, config: SynthConfig | None = None) -> WorldMan
         if config.videos_per_camera:
             background(c, *config.video_size)
             light_map(c, *config.video_size)
-    ctx = {"root": root, "cameras": {c.cam_id: c for c in cams}, "identities": ids,
-           "seed": config.seed, "size": size, "video_seconds": config.video_seconds,
-           "video_fps": config.video_fps, "video_size": config.video_size}
+    ctx = {
+        "root": root,
+        "cameras": {c.cam_id: c for c in cams},
+        "identities": ids,
+        "seed": config.seed,
+        "size": size,
+        "video_seconds": config.video_seconds,
+        "video_fps": config.video_fps,
+        "video_size": config.video_size,
+    }
     bar = tqdm(total=len(plan.jobs), desc="synth world", unit="job", disable=not config.progress)
     try:
         if config.workers <= 1:
@@ -464,8 +535,7 @@ def generate_world(out_dir: Path, config: SynthConfig | None = None) -> WorldMan
             cv2.setNumThreads(1)
             try:
                 mpc = mp.get_context(_START_METHOD)
-                with mpc.Pool(config.workers, initializer=_init_worker,
-                              initargs=(ctx,)) as pool:
+                with mpc.Pool(config.workers, initializer=_init_worker, initargs=(ctx,)) as pool:
                     for _ in pool.imap_unordered(_run, plan.jobs, chunksize=8):
                         bar.update()
             finally:

@@ -107,6 +107,8 @@ class AIOConfig:
     #: backbone gives every modality its own offset and scale (image features varied ~40x less
     #: than text ones through MiniLM); without this the binding loss stayed at chance.
     modality_centering: bool = True
+    #: IR and sketch tokenizers initialised as copies of the RGB tokenizer (OUR CHOICE).
+    shared_image_init: bool = True
     centering_momentum: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
@@ -172,6 +174,7 @@ class AIOModel(nn.Module):
             stem_channels=tuple(cfg.stem_channels),  # type: ignore[arg-type]
             patch_size=cfg.patch_size,
             text=text,
+            shared_image_init=cfg.shared_image_init,
         )
         self.projection: nn.Module = (
             nn.Identity() if self.embed_dim == width else nn.Linear(width, self.embed_dim, False)

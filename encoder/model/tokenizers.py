@@ -346,6 +346,7 @@ class MultimodalTokenizer(nn.Module):
         stem_channels: tuple[int, int] = (32, 64),
         patch_size: int = 4,
         text: TextTokenizer | None = None,
+        shared_image_init: bool = True,
     ) -> None:
         super().__init__()
         self.width = int(width)
@@ -360,6 +361,14 @@ class MultimodalTokenizer(nn.Module):
                 for m in IMAGE_MODALITIES
             }
         )
+        if shared_image_init:
+            # OUR CHOICE: IR and sketch tokenizers start as copies of the RGB one (then train
+            # apart), so a channel-replicated image starts next to its RGB source instead of
+            # at a random point: the binding loss has a head start.
+            rgb_state = self.images[Modality.RGB.value].state_dict()
+            for m in IMAGE_MODALITIES:
+                if m is not Modality.RGB:
+                    self.images[m.value].load_state_dict(rgb_state)
         self.text = text
         self.modality_embed = nn.Parameter(torch.zeros(len(CANONICAL_ORDER), width))
         nn.init.trunc_normal_(self.modality_embed, std=0.02)

@@ -53,14 +53,14 @@ def test_unseen_combination_uses_its_parts_statistics() -> None:
     assert out.abs().max() < 1e-3
 
 
-def test_ir_and_sketch_tokenizers_start_as_copies_of_rgb() -> None:
-    m = _model()
+def test_ir_and_sketch_tokenizers_can_start_as_copies_of_rgb() -> None:
+    m = _model(shared_image_init=True)
     rgb = m.tokenizer.images["rgb"].state_dict()
     for name in ("ir", "sketch"):
         other = m.tokenizer.images[name].state_dict()
         assert all(torch.equal(rgb[k], other[k]) for k in rgb)
         assert other[next(iter(other))].data_ptr() != rgb[next(iter(rgb))].data_ptr()
-    apart = _model(shared_image_init=False)
+    apart = _model()
     w = "stem.0.conv.weight" if "stem.0.conv.weight" in rgb else next(iter(rgb))
     assert not torch.equal(
         apart.tokenizer.images["rgb"].state_dict()[w], apart.tokenizer.images["ir"].state_dict()[w]

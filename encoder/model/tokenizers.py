@@ -346,7 +346,7 @@ class MultimodalTokenizer(nn.Module):
         stem_channels: tuple[int, int] = (32, 64),
         patch_size: int = 4,
         text: TextTokenizer | None = None,
-        shared_image_init: bool = True,
+        shared_image_init: bool = False,
     ) -> None:
         super().__init__()
         self.width = int(width)
@@ -362,9 +362,8 @@ class MultimodalTokenizer(nn.Module):
             }
         )
         if shared_image_init:
-            # OUR CHOICE: IR and sketch tokenizers start as copies of the RGB one (then train
-            # apart), so a channel-replicated image starts next to its RGB source instead of
-            # at a random point: the binding loss has a head start.
+            # Optional: IR and sketch tokenizers start as copies of the RGB one (then train
+            # apart), so a channel-replicated image starts nearer its RGB source.
             rgb_state = self.images[Modality.RGB.value].state_dict()
             for m in IMAGE_MODALITIES:
                 if m is not Modality.RGB:

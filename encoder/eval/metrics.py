@@ -386,6 +386,33 @@ def _run_blocks(
 # --------------------------------------------------------------------------- public API
 
 
+def _accumulator(
+    num_q: int,
+    num_g: int,
+    labels: tuple[Any, Any, Any, Any],
+    *,
+    max_rank: int,
+    chunk_size: int | None,
+    cmc_mode: str,
+    ignore_camera_pairs: Iterable[tuple[int, int]] | None,
+    exclude_same_camera: bool,
+) -> _RankAccumulator:
+    """Validate (q_pids, g_pids, q_camids, g_camids) and the options; build the accumulator."""
+    qp, gp, qc, gc, pairs = _validate_common(
+        num_q, num_g, *labels, max_rank, chunk_size, cmc_mode, ignore_camera_pairs
+    )
+    return _RankAccumulator(
+        qp,
+        gp,
+        qc,
+        gc,
+        max_rank=max_rank,
+        exclude_same_camera=exclude_same_camera,
+        ignore_camera_pairs=pairs,
+        cmc_mode=cmc_mode,
+    )
+
+
 def rank_metrics(
     query_feats: Any,
     gallery_feats: Any,
@@ -419,17 +446,15 @@ def rank_metrics(
     if qf.shape[1] != gf.shape[1]:
         raise ValueError(f"feature dimensions differ: query {qf.shape[1]} vs gallery {gf.shape[1]}")
     num_q, num_g = qf.shape[0], gf.shape[0]
-    qp, gp, qc, gc, pairs = _validate_common(
+    acc = _accumulator(
         num_q,
         num_g,
-        q_pids,
-        g_pids,
-        q_camids,
-        g_camids,
-        max_rank,
-        chunk_size,
-        cmc_mode,
-        ignore_camera_pairs,
+        (q_pids, g_pids, q_camids, g_camids),
+        max_rank=max_rank,
+        chunk_size=chunk_size,
+        cmc_mode=cmc_mode,
+        ignore_camera_pairs=ignore_camera_pairs,
+        exclude_same_camera=exclude_same_camera,
     )
     g_sq = np.einsum("ij,ij->i", gf, gf)
     if metric == "cosine":
@@ -459,16 +484,6 @@ def rank_metrics(
             out.sub_(torch.from_numpy(np.einsum("ij,ij->i", q, q))[:, None])
         return out.numpy()
 
-    acc = _RankAccumulator(
-        qp,
-        gp,
-        qc,
-        gc,
-        max_rank=max_rank,
-        exclude_same_camera=exclude_same_camera,
-        ignore_camera_pairs=pairs,
-        cmc_mode=cmc_mode,
-    )
     return _run_blocks(block, num_q, chunk, acc)
 
 
@@ -493,17 +508,15 @@ def _scores_common(
     if mat.dtype.kind not in "fiu":
         raise ValueError(f"{name} must be numeric, got dtype {mat.dtype}")
     num_q, num_g = int(mat.shape[0]), int(mat.shape[1])
-    qp, gp, qc, gc, pairs = _validate_common(
+    acc = _accumulator(
         num_q,
         num_g,
-        q_pids,
-        g_pids,
-        q_camids,
-        g_camids,
-        max_rank,
-        chunk_size,
-        cmc_mode,
-        ignore_camera_pairs,
+        (q_pids, g_pids, q_camids, g_camids),
+        max_rank=max_rank,
+        chunk_size=chunk_size,
+        cmc_mode=cmc_mode,
+        ignore_camera_pairs=ignore_camera_pairs,
+        exclude_same_camera=exclude_same_camera,
     )
     dtype = mat.dtype if mat.dtype.kind == "f" else np.dtype(np.float64)
     chunk = _auto_chunk(num_q, num_g, dtype.itemsize, chunk_size)
@@ -516,16 +529,6 @@ def _scores_common(
             np.negative(out, out=out)
         return out
 
-    acc = _RankAccumulator(
-        qp,
-        gp,
-        qc,
-        gc,
-        max_rank=max_rank,
-        exclude_same_camera=exclude_same_camera,
-        ignore_camera_pairs=pairs,
-        cmc_mode=cmc_mode,
-    )
     return _run_blocks(block, num_q, chunk, acc)
 
 

@@ -16,12 +16,9 @@ from .attributes import IdentityAttributes, sample_identity
 from .camera import (
     Camera,
     Occluder,
-    background,
-    crop_placement,
     finish,
-    sample_occluder,
-    sample_pose,
 )
+from .crop import compose_crop
 from .draw import fill, logo_poly, shrink
 from .figure import Figure, Pose, build_figure
 
@@ -138,18 +135,12 @@ def render_ir(
     size: tuple[int, int] = (256, 128),
 ) -> np.ndarray:
     """A detected-person crop of ``attrs`` seen by IR ``camera``: H×W uint8 (one channel)."""
-    if camera.modality != "ir":
-        raise ValueError(f"camera {camera.cam_id} is {camera.modality}, not ir")
-    h, w = size
-    pose = sample_pose(camera, rng)
-    height_px, fx, gy, off = crop_placement(camera, rng, h, w, attrs.height_scale)
-    img = np.ascontiguousarray(background(camera, h, 3 * w)[:, off : off + w])
-    occ = sample_occluder(camera, rng, h, w)
-    if occ is not None and occ.kind == "person" and not occ.in_front:
-        _occluder_ir(img, occ, camera, rng, h)
-    fig = build_figure(attrs, pose, height_px, fx, gy)
-    draw_figure_ir(img, fig, attrs)
-    if occ is not None and (occ.kind != "person" or occ.in_front):
-        _occluder_ir(img, occ, camera, rng, h)
+
+    def figure(img: np.ndarray, fig: Figure, fx: float, gy: float, height_px: float) -> None:
+        draw_figure_ir(img, fig, attrs)
+
+    img = compose_crop(
+        attrs, rng, camera, size, modality="ir", occluder=_occluder_ir, figure=figure
+    )
     img = cv2.GaussianBlur(img, (0, 0), 0.8)  # thermal optics are soft
     return finish(img, camera, rng, lighting=float(rng.uniform(0.88, 1.12)))

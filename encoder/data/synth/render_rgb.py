@@ -13,11 +13,10 @@ from .camera import (
     Camera,
     Occluder,
     background,
-    crop_placement,
     finish,
-    sample_occluder,
     sample_pose,
 )
+from .crop import compose_crop
 from .draw import SHIFT, fill, logo_poly, pts, shrink
 from .figure import Figure, Part, Pose, build_figure
 from .palette import COLOURS, HAIR_COLOURS, SKIN_TONES, colour_rgb
@@ -149,20 +148,14 @@ def render_rgb(
     size: tuple[int, int] = (256, 128),
 ) -> np.ndarray:
     """A detected-person crop of ``attrs`` seen by RGB ``camera``: H×W×3 uint8, RGB order."""
-    if camera.modality != "rgb":
-        raise ValueError(f"camera {camera.cam_id} is {camera.modality}, not rgb")
-    h, w = size
-    pose = sample_pose(camera, rng)
-    height_px, fx, gy, off = crop_placement(camera, rng, h, w, attrs.height_scale)
-    img = np.ascontiguousarray(background(camera, h, 3 * w)[:, off : off + w])
-    occ = sample_occluder(camera, rng, h, w)
-    if occ is not None and occ.kind == "person" and not occ.in_front:
-        _occluder_rgb(img, occ, camera, rng, h)
-    fig = build_figure(attrs, pose, height_px, fx, gy)
-    _shadow(img, fx, gy, height_px * 0.16)
-    draw_figure_rgb(img, fig, attrs)
-    if occ is not None and (occ.kind != "person" or occ.in_front):
-        _occluder_rgb(img, occ, camera, rng, h)
+
+    def figure(img: np.ndarray, fig: Figure, fx: float, gy: float, height_px: float) -> None:
+        _shadow(img, fx, gy, height_px * 0.16)
+        draw_figure_rgb(img, fig, attrs)
+
+    img = compose_crop(
+        attrs, rng, camera, size, modality="rgb", occluder=_occluder_rgb, figure=figure
+    )
     return finish(img, camera, rng, lighting=float(rng.uniform(0.85, 1.15)))
 
 

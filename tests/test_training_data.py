@@ -354,3 +354,18 @@ def test_pk_sampler_batches() -> None:
         assert batch.count((0, 0)) == 1 and batch.count((0, 2)) == 1  # copies numbered
     with pytest.raises(ValueError, match="identities"):
         PKSampler([0, 0, 1], p=3, k=2)
+
+
+def test_rgb_gray_p_turns_rgb_views_colour_free() -> None:
+    from aioreid.encoder.training.transforms import TrainTransform
+
+    img = np.random.default_rng(0).integers(0, 255, (64, 32, 3), dtype=np.uint8)
+    grey = TrainTransform(size=(64, 32), gray_p=1.0, erase_p=0, jitter_p=0, flip_p=0)(img)
+    colour = TrainTransform(size=(64, 32), gray_p=0.0, erase_p=0, jitter_p=0, flip_p=0)(img)
+    unnorm = grey * torch.tensor([0.229, 0.224, 0.225])[:, None, None]
+    unnorm += torch.tensor([0.485, 0.456, 0.406])[:, None, None]
+    assert torch.allclose(unnorm[0], unnorm[1], atol=1e-5)
+    assert torch.allclose(unnorm[1], unnorm[2], atol=1e-5)
+    assert not torch.allclose(grey, colour)
+    with pytest.raises(ValueError, match="gray_p"):
+        TrainTransform(size=(64, 32), gray_p=1.5)

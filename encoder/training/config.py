@@ -58,6 +58,13 @@ class TrainConfig(BaseModel):
     workers: int = Field(default=0, ge=0)
     seed: int = 0
     synthesize_missing: bool = True
+    rgb_gray_p: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="probability of a grey RGB training view (pushes RGB features towards the "
+        "colour-free cues that IR and sketch share)",
+    )
     unfreeze_backbone: bool = Field(
         default=False, description="ablation only: train the backbone too (lr x backbone_lr_scale)"
     )

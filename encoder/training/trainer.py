@@ -126,6 +126,7 @@ class Trainer:
             use_real_sketch=real_sketch,
             synthesize_missing=self.cfg.synthesize_missing,
             seed=self.cfg.seed,
+            transform_options={"gray_p": self.cfg.rgb_gray_p} if self.cfg.rgb_gray_p else None,
         )
 
     def _amp(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:

@@ -177,6 +177,8 @@ class TrainTransform:
     contrast: float = 0.15
     saturation: float = 0.15
     seed: int | None = 0
+    #: RGB only: probability of turning the image grey (0 keeps the random stream unchanged).
+    gray_p: float = 0.0
     _rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -184,7 +186,7 @@ class TrainTransform:
         self.modality = Modality.parse(self.modality)
         if self.modality is Modality.TEXT:
             raise ValueError("no image transform for the text modality")
-        for name in ("flip_p", "erase_p", "jitter_p"):
+        for name in ("flip_p", "erase_p", "jitter_p", "gray_p"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.pad is None:
@@ -211,6 +213,8 @@ class TrainTransform:
             img = self._pad_crop(img, rng)
         if not self.gray and self.jitter_p > 0 and rng.random() < self.jitter_p:
             img = self._jitter(img, rng)
+        if not self.gray and self.gray_p > 0 and rng.random() < self.gray_p:
+            img = to_three_channels(img, gray=True)  # colour-free RGB, as IR and sketch are
         if self.erase_p > 0 and rng.random() < self.erase_p:
             box = random_rectangle(*self.size, rng, area=ERASE_AREA, aspect=ERASE_ASPECT)
             if box is not None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from aioreid.encoder.data.records import Modality
+from aioreid.encoder.model.tokenizers import IMAGENET_MEAN, IMAGENET_STD
 from aioreid.encoder.training.synthesis import ERASE_AREA, ERASE_ASPECT, random_rectangle
 
 __all__ = [
@@ -40,8 +41,6 @@ __all__ = [
     "train_transform",
 ]
 
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
 #: (height, width). OUR CHOICE: 128x64 for CPU training; 256x128 is the standard ReID size.
 DEFAULT_SIZE: tuple[int, int] = (128, 64)
 STANDARD_SIZE: tuple[int, int] = (256, 128)

@@ -12,7 +12,7 @@ from aioreid.encoder.data.records import Modality, Record
 from aioreid.encoder.eval.metrics import average_results, rank_metrics
 from aioreid.encoder.eval.protocols import evaluate_sysu
 from aioreid.encoder.zeroshot.embedder import Embedder
-from aioreid.encoder.zeroshot.suite import SuiteResults, _CachedEmbedder, evaluate_world
+from aioreid.encoder.zeroshot.suite import CachedEmbedder, SuiteResults, evaluate_world
 
 
 def _labels(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
@@ -24,7 +24,7 @@ def _labels(records: list[Record]) -> tuple[np.ndarray, np.ndarray]:
 
 def _rows_single_modality(
     name: str,
-    emb: _CachedEmbedder,
+    emb: CachedEmbedder,
     root: Path,
     res: SuiteResults,
     setting: str,
@@ -38,7 +38,7 @@ def _rows_single_modality(
     res.sizes[setting] = {"queries": len(ds.query), "gallery": len(ds.gallery)}
 
 
-def _sysu(emb: _CachedEmbedder, root: Path, res: SuiteResults, trials: int) -> None:
+def _sysu(emb: CachedEmbedder, root: Path, res: SuiteResults, trials: int) -> None:
     ds = load_dataset("sysu_mm01", root)
     qf, gf = emb.records(ds.query, "IR"), emb.records(ds.gallery, "RGB")
     (qp, qc), (gp, gc) = _labels(ds.query), _labels(ds.gallery)
@@ -49,7 +49,7 @@ def _sysu(emb: _CachedEmbedder, root: Path, res: SuiteResults, trials: int) -> N
 
 
 def _cross_both_ways(
-    name: str, emb: _CachedEmbedder, root: Path, res: SuiteResults, splits: list[dict]
+    name: str, emb: CachedEmbedder, root: Path, res: SuiteResults, splits: list[dict]
 ) -> None:
     """IR→RGB and RGB→IR (RegDB over its splits, LLCM once); no camera filtering."""
     per_dir: dict[str, list] = {"IR→RGB": [], "RGB→IR": []}
@@ -65,10 +65,11 @@ def _cross_both_ways(
         res.rows[key] = average_results(results).as_dict()
 
 
-def _pku(emb: _CachedEmbedder, root: Path, res: SuiteResults, trials: int) -> None:
+def _pku(emb: CachedEmbedder, root: Path, res: SuiteResults, trials: int, num_train: int) -> None:
+    """The standard seeded splits; zero-shot, so only each trial's test identities are used."""
     results = []
     for trial in range(trials):
-        ds = load_dataset("pku_sketch", root, trial=trial)
+        ds = load_dataset("pku_sketch", root, trial=trial, num_train=num_train)
         qf, gf = emb.records(ds.query, "sketch"), emb.records(ds.gallery, "RGB")
         (qp, _), (gp, _) = _labels(ds.query), _labels(ds.gallery)
         results.append(rank_metrics(qf, gf, qp, gp, exclude_same_camera=False))
@@ -76,7 +77,7 @@ def _pku(emb: _CachedEmbedder, root: Path, res: SuiteResults, trials: int) -> No
     res.rows["sketch→RGB"] = average_results(results).as_dict()
 
 
-def _text(name: str, emb: _CachedEmbedder, root: Path, res: SuiteResults) -> None:
+def _text(name: str, emb: CachedEmbedder, root: Path, res: SuiteResults) -> None:
     ds = load_dataset(name, root)
     tf = emb.records([r for r in ds.query if r.modality is Modality.TEXT], "captions")
     gf = emb.records(ds.gallery, "images")
@@ -86,13 +87,19 @@ def _text(name: str, emb: _CachedEmbedder, root: Path, res: SuiteResults) -> Non
 
 
 def evaluate_dataset(
-    model: Embedder, name: str, root: str | Path, *, trials: int = 10, progress: bool = False
+    model: Embedder,
+    name: str,
+    root: str | Path,
+    *,
+    trials: int = 10,
+    progress: bool = False,
+    pku_num_train: int = 150,
 ) -> SuiteResults:
     """The paper-style rows ``name`` supports (``synthetic`` means a world from `aioreid synth`)."""
     root = Path(root)
     if name in ("synthetic", "world"):
         return evaluate_world(model, root, sysu_trials=trials, progress=progress)
-    emb = _CachedEmbedder(model, progress)
+    emb = CachedEmbedder(model, progress)
     res = SuiteResults(model=getattr(model, "name", type(model).__name__))
     runners: dict[str, Callable[[], None]] = {
         "market1501": lambda: _rows_single_modality("market1501", emb, root, res, "RGB→RGB", True),
@@ -102,7 +109,7 @@ def evaluate_dataset(
             "regdb", emb, root, res, [{"trial": k} for k in range(1, trials + 1)]
         ),
         "llcm": lambda: _cross_both_ways("llcm", emb, root, res, [{}]),
-        "pku_sketch": lambda: _pku(emb, root, res, trials),
+        "pku_sketch": lambda: _pku(emb, root, res, trials, pku_num_train),
         "cuhk_pedes": lambda: _text("cuhk_pedes", emb, root, res),
         "icfg_pedes": lambda: _text("icfg_pedes", emb, root, res),
         "rstpreid": lambda: _text("rstpreid", emb, root, res),

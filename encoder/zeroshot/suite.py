@@ -44,7 +44,7 @@ class SuiteResults:
         return {"model": self.model, "rows": self.rows, "sizes": self.sizes}
 
 
-class _CachedEmbedder:
+class CachedEmbedder:
     """Embeds each distinct record once, in batches, with a progress bar."""
 
     def __init__(self, model: Embedder, progress: bool) -> None:
@@ -133,7 +133,7 @@ def evaluate_world(
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}; known: {list(SETTINGS)}")
     manifest = WorldManifest.load(world)
-    emb = _CachedEmbedder(model, progress)
+    emb = CachedEmbedder(model, progress)
     results = SuiteResults(model=getattr(model, "name", type(model).__name__))
 
     def add(name: str, n_query: int, n_gallery: int, metrics: dict[str, float]) -> None:

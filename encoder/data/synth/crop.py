@@ -6,9 +6,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .attributes import IdentityAttributes
+from .attributes import IdentityAttributes, sample_identity
 from .camera import Camera, Occluder, background, crop_placement, sample_occluder, sample_pose
-from .figure import Figure, build_figure
+from .figure import Figure, Pose, build_figure
 
 DrawOccluder = Callable[[np.ndarray, Occluder, Camera, np.random.Generator, int], None]
 DrawFigure = Callable[[np.ndarray, Figure, float, float, float], None]
@@ -43,3 +43,14 @@ def compose_crop(
     if occ is not None and not behind:
         occluder(img, occ, camera, rng, h)
     return img
+
+
+def occluding_person(
+    occ: Occluder, cam: Camera, rng: np.random.Generator, h: int
+) -> tuple[IdentityAttributes, Figure]:
+    """The passer-by of a ``person`` occluder: bigger and lower when in front, else behind."""
+    other = sample_identity(occ.other_pid, cam.seed)
+    pose = Pose(float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(-np.pi, np.pi)))
+    scale = 1.08 if occ.in_front else 0.92
+    gy = h * (1.02 if occ.in_front else 0.9)
+    return other, build_figure(other, pose, h * 0.9 * scale, occ.rect[0], gy)

@@ -12,15 +12,15 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .attributes import IdentityAttributes, sample_identity
+from .attributes import IdentityAttributes
 from .camera import (
     Camera,
     Occluder,
     finish,
 )
-from .crop import compose_crop
+from .crop import compose_crop, occluding_person
 from .draw import fill, logo_poly, shrink
-from .figure import Figure, Pose, build_figure
+from .figure import Figure
 
 #: Emission of a garment material with body heat behind it (0-255 before camera gain).
 MATERIAL_IR: dict[str, float] = {
@@ -117,11 +117,8 @@ def _occluder_ir(
     canvas: np.ndarray, occ: Occluder, cam: Camera, rng: np.random.Generator, h: int
 ) -> None:
     if occ.kind == "person":
-        other = sample_identity(occ.other_pid, cam.seed)
-        pose = Pose(float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(-np.pi, np.pi)))
-        scale = 1.08 if occ.in_front else 0.92
-        gy = h * (1.02 if occ.in_front else 0.9)
-        draw_figure_ir(canvas, build_figure(other, pose, h * 0.9 * scale, occ.rect[0], gy), other)
+        other, fig = occluding_person(occ, cam, rng, h)
+        draw_figure_ir(canvas, fig, other)
         return
     x0, y0, x1, y1 = occ.rect
     level = int(40 + 90 * occ.shade)

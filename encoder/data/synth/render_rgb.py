@@ -16,9 +16,9 @@ from .camera import (
     finish,
     sample_pose,
 )
-from .crop import compose_crop
+from .crop import compose_crop, occluding_person
 from .draw import SHIFT, fill, logo_poly, pts, shrink
-from .figure import Figure, Part, Pose, build_figure
+from .figure import Figure, Part, build_figure
 from .palette import COLOURS, HAIR_COLOURS, SKIN_TONES, colour_rgb
 
 _SHADED = {"upper", "lower", "skin", "hair", "bag", "shoes", "hat"}
@@ -128,11 +128,8 @@ def _occluder_rgb(
     canvas: np.ndarray, occ: Occluder, cam: Camera, rng: np.random.Generator, h: int
 ) -> None:
     if occ.kind == "person":
-        other = sample_identity(occ.other_pid, cam.seed)
-        pose = Pose(float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(-np.pi, np.pi)))
-        scale = 1.08 if occ.in_front else 0.92
-        gy = h * (1.02 if occ.in_front else 0.9)
-        draw_figure_rgb(canvas, build_figure(other, pose, h * 0.9 * scale, occ.rect[0], gy), other)
+        other, fig = occluding_person(occ, cam, rng, h)
+        draw_figure_rgb(canvas, fig, other)
         return
     names = list(COLOURS)
     col = COLOURS[names[int(occ.shade * len(names)) % len(names)]].rgb

@@ -11,6 +11,7 @@ encoded image bytes, or file paths. Text inputs are non-empty strings.
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -116,17 +117,13 @@ class Encoder:
             raise FileNotFoundError(f"checkpoint not found: {path}")
         blob = path.read_bytes()
         digest = hashlib.sha256(blob).hexdigest()[:12]
-        state: Mapping[str, Any] = torch.load(path, map_location="cpu", weights_only=False)
+        state: Mapping[str, Any] = torch.load(
+            io.BytesIO(blob), map_location="cpu", weights_only=False
+        )
         if "model" in state and "optimizer" in state:
             state = state["model"]
         config = AIOConfig.from_dict({**state["config"], "local_files_only": local_files_only})
         model = AIOModel(config)
-        if "backbone_state_dict" in state:  # an unfrozen-backbone ablation run
-            original = model.backbone.weights_hash()
-            if original != state["backbone_hash"]:
-                raise ValueError("checkpoint's backbone was fine-tuned from other weights")
-            model.backbone.load_state_dict(state["backbone_state_dict"])
-            state = {**state, "backbone_hash": original}
         model.load_trainable_state_dict(state)
         return cls(model, digest, device=device, batch_size=batch_size)
 

@@ -148,3 +148,22 @@ def test_train_and_evaluate_commands(tiny_world: Path, tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 2 and "checkpoint not found" in result.output
+
+
+def test_unfrozen_backbone_run_is_restored_with_its_fine_tuned_weights(
+    tiny_world: Path, tmp_path: Path
+) -> None:
+    from aioreid.encoder.inference import Encoder
+
+    trainer = Trainer(_cfg(tiny_world, tmp_path / "u", unfreeze_backbone=True))
+    pristine = {k: v.clone() for k, v in trainer.model.backbone.state_dict().items()}
+    trainer.fit(progress=False)
+    tuned = trainer.model.backbone.state_dict()
+    assert any(not torch.equal(tuned[k], pristine[k]) for k in tuned)
+
+    resumed = Trainer(_cfg(tiny_world, tmp_path / "u", unfreeze_backbone=True))
+    assert resumed.resume()
+    loaded = Encoder.load(tmp_path / "u" / FINAL, device="cpu")
+    for model in (resumed.model, loaded.model):
+        for k, v in model.backbone.state_dict().items():
+            assert torch.equal(v, tuned[k]), k

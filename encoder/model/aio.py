@@ -332,6 +332,9 @@ class AIOModel(nn.Module):
 
         Raises :class:`BackboneMismatchError` when it was trained on a backbone with other
         weights (hash differs); with ``strict``, missing or unexpected keys raise KeyError.
+        A checkpoint of an unfrozen-backbone run also carries ``backbone_state_dict``: the
+        hash is checked against the pretrained weights it started from, then the fine-tuned
+        backbone weights are loaded.
         """
         if checkpoint.get("format") != CHECKPOINT_FORMAT or "state_dict" not in checkpoint:
             raise ValueError(
@@ -350,6 +353,8 @@ class AIOModel(nn.Module):
         state = dict(checkpoint["state_dict"])
         if any(k.startswith("backbone.") for k in state):
             raise ValueError("checkpoint unexpectedly contains backbone weights")
+        if "backbone_state_dict" in checkpoint:
+            self.backbone.load_state_dict(checkpoint["backbone_state_dict"])
         result = self.load_state_dict(state, strict=False)
         missing = [k for k in result.missing_keys if not k.startswith("backbone.")]
         if strict and (missing or result.unexpected_keys):

@@ -183,14 +183,7 @@ class Trainer:
         if not path.exists():
             return False
         state = torch.load(path, map_location="cpu", weights_only=False)
-        model_state = state["model"]
-        if "backbone_state_dict" in model_state:
-            self.model.backbone.load_state_dict(model_state["backbone_state_dict"])
-        self.model.load_trainable_state_dict(
-            {**model_state, "backbone_hash": self.backbone_hash}
-            if "backbone_state_dict" in model_state
-            else model_state
-        )
+        self.model.load_trainable_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler and state.get("scaler"):

@@ -1,0 +1,1 @@
+"""Metadata: SQLAlchemy models, engine/session helpers and the Alembic migration runner."""

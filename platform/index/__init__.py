@@ -1,0 +1,1 @@
+"""Vector index: Qdrant collections per encoder version behind a live alias."""

@@ -1,0 +1,1 @@
+"""Ingestion pipeline as plain functions: register, decode, detect, crop, store, encode, upsert."""

@@ -1,0 +1,1 @@
+"""Cross-modal search and review services."""

@@ -1,0 +1,1 @@
+"""Object storage: one interface, a local-folder store and a MinIO/S3 store; content-addressed keys."""

@@ -30,6 +30,9 @@ class DatabaseSettings(BaseModel):
         description="SQLAlchemy URL; unset means SQLite under home (embedded profile)",
     )
     echo: bool = False
+    busy_timeout_s: float = Field(
+        default=30.0, gt=0, description="SQLite: how long a writer waits for another, seconds"
+    )
 
 
 class StorageSettings(BaseModel):
@@ -40,9 +43,18 @@ class StorageSettings(BaseModel):
     endpoint: str = "127.0.0.1:9000"
     secure: bool = False
     bucket: str = "aioreid"
+    region: str = "us-east-1"
     access_key: SecretStr = SecretStr("minioadmin")
     secret_key: SecretStr = SecretStr("minioadmin")
-    presign_seconds: int = Field(default=3600, gt=0)
+    presign_seconds: int = Field(default=3600, gt=0, le=7 * 24 * 3600)
+    signing_key: SecretStr = Field(
+        default=SecretStr("aioreid-embedded-signing-key-change-me"),
+        description="HMAC key for the local backend's presigned /v1/objects URLs; the default "
+        "only suits the embedded profile and MUST be changed in the services profile",
+    )
+    timeout_s: float = Field(
+        default=3.0, gt=0, description="minio backend: connect timeout per attempt, seconds"
+    )
 
 
 class IndexSettings(BaseModel):
@@ -56,7 +68,13 @@ class IndexSettings(BaseModel):
     api_key: SecretStr | None = None
     collection_prefix: str = "aioreid"
     alias: str = "aioreid-live"
-    quantization: bool = False
+    quantization: bool = Field(
+        default=False, description="int8 scalar quantization for new collections (rescored)"
+    )
+    hnsw_m: int = Field(default=16, ge=4, description="HNSW edges per node (edge, server)")
+    hnsw_ef_construct: int = Field(default=100, ge=4, description="HNSW build candidates")
+    hnsw_ef: int = Field(default=128, ge=1, description="HNSW search candidates per query")
+    timeout_s: int = Field(default=30, gt=0, description="server request timeout")
 
 
 class BrokerSettings(BaseModel):
@@ -82,7 +100,13 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
     max_upload_mb: float = Field(default=20.0, gt=0)
-    bootstrap_api_key: SecretStr | None = None
+    bootstrap_api_key: SecretStr | None = Field(
+        default=None, description="created (hashed) at start-up when no key with its hash exists"
+    )
+    ingest_roots: list[Path] = Field(
+        default_factory=list,
+        description="server folders the API may ingest from; empty: the working directory",
+    )
 
 
 class SynthSettings(BaseModel):

@@ -31,3 +31,22 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# --- metadata database (throwaway Postgres databases come from tests/pg.py) ---
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A fresh Postgres database migrated to head, dropped after the module.
+
+    Skipped when no server answers (set AIOREID_TEST_REQUIRE_POSTGRES=1 to fail instead).
+    """
+    from pg import require_postgres, temporary_postgres_database
+
+    from aioreid.platform.db.migrate import upgrade
+
+    require_postgres()
+    with temporary_postgres_database() as url:
+        upgrade(url)
+        yield url

@@ -53,6 +53,53 @@ def parse_view(view: str | Sequence[Modality | str]) -> tuple[Modality, ...]:
     return tuple(m for m in Modality if m in mods)
 
 
+#: Generic words visual tokens may also use (besides the attribute words).
+VISUAL_FILLER_WORDS: tuple[str, ...] = (
+    "a",
+    "the",
+    "person",
+    "man",
+    "woman",
+    "wearing",
+    "with",
+    "and",
+    "in",
+    "of",
+    "on",
+    "carrying",
+    "walking",
+    "background",
+    "floor",
+    "wall",
+    "street",
+    "head",
+    "face",
+    "arms",
+    "legs",
+    "feet",
+    "body",
+    "hair",
+    "skin",
+    "hands",
+    "light",
+    "shadow",
+)
+
+
+def _visual_word_ids(text: TextTokenizer | None, words: Sequence[str]) -> list[int]:
+    """Vocabulary ids of the single-piece words among ``words`` + the filler words."""
+    if text is None:
+        raise ValueError("image_vocab needs a backbone with a text tokenizer")
+    ids: list[int] = []
+    for w in (*words, *VISUAL_FILLER_WORDS):
+        pieces = text.hf.encode(w, add_special_tokens=False)
+        if len(pieces) == 1 and pieces[0] not in ids and pieces[0] not in text.special_ids:
+            ids.append(int(pieces[0]))
+    if not ids:
+        raise ValueError("no single-piece visual words in the tokenizer's vocabulary")
+    return ids
+
+
 class BackboneMismatchError(ValueError):
     """A checkpoint was trained on top of a different frozen backbone."""
 
@@ -110,6 +157,15 @@ class AIOConfig:
     #: IR and sketch tokenizers initialised as copies of the RGB tokenizer. Off by default:
     #: it did not improve a 15-minute CPU run (kept as an option for longer runs).
     shared_image_init: bool = False
+    #: One image tokenizer for RGB, IR and sketch (OUR CHOICE, off by default: the digest has
+    #: one per modality). Modality embeddings still mark the part; useful when training steps
+    #: are scarce, since every image view then trains the same stem.
+    share_image_tokenizer: bool = False
+    #: Visual words (OUR CHOICE, off by default): each image token is a softmax mixture of
+    #: the text embeddings of ``attribute_words`` + :data:`VISUAL_FILLER_WORDS` instead of a
+    #: free vector, so a frozen *text* backbone reads an image as a soft caption. Makes
+    #: image↔text alignment start from the backbone's own word space.
+    image_vocab: bool = False
     centering_momentum: float = 0.1
 
     def to_dict(self) -> dict[str, Any]:
@@ -176,6 +232,8 @@ class AIOModel(nn.Module):
             patch_size=cfg.patch_size,
             text=text,
             shared_image_init=cfg.shared_image_init,
+            share_image_tokenizer=cfg.share_image_tokenizer,
+            vocab_ids=_visual_word_ids(text, cfg.attribute_words) if cfg.image_vocab else None,
         )
         self.projection: nn.Module = (
             nn.Identity() if self.embed_dim == width else nn.Linear(width, self.embed_dim, False)

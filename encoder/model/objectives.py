@@ -91,6 +91,10 @@ def compute_losses(
         logits = model.classifier(bn_all)
         cc_id = label_smoothing_cross_entropy(logits, pids.repeat(len(views)), cfg.label_smoothing)
         losses["cc_id"] = cc_id
+        with torch.no_grad():  # per-view training accuracy: which modality learns identity
+            hit = (logits.argmax(1) == pids.repeat(len(views))).float().split(b)
+            for view, h in zip(views, hit, strict=True):
+                losses[f"acc_{'+'.join(m.value for m in view)}"] = h.mean()
         cc = cc_id
         if cfg.use_triplet:
             trip = torch.stack(

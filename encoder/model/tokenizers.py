@@ -347,21 +347,38 @@ class MultimodalTokenizer(nn.Module):
         patch_size: int = 4,
         text: TextTokenizer | None = None,
         shared_image_init: bool = False,
+        share_image_tokenizer: bool = False,
+        vocab_ids: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         self.width = int(width)
-        self.images = nn.ModuleDict(
-            {
-                m.value: ImageTokenizer(
-                    width,
-                    image_size=image_size,
-                    stem_channels=stem_channels,
-                    patch_size=patch_size,
-                )
-                for m in IMAGE_MODALITIES
-            }
+        if vocab_ids is not None and text is None:
+            raise ValueError("visual words (vocab_ids) need a text tokenizer")
+        # Visual words: image tokenizers emit logits over a word list; a token is the
+        # softmax-weighted mean of those words' (shared, learnable) text embeddings.
+        self.register_buffer(
+            "vocab_ids",
+            torch.tensor(list(vocab_ids or []), dtype=torch.long),
+            persistent=False,
         )
-        if shared_image_init:
+        image_width = len(vocab_ids) if vocab_ids else width
+
+        def make() -> ImageTokenizer:
+            return ImageTokenizer(
+                image_width,
+                image_size=image_size,
+                stem_channels=stem_channels,
+                patch_size=patch_size,
+            )
+
+        if share_image_tokenizer:
+            # One stem for every image modality (the modality embeddings still tell them
+            # apart): three times the gradient signal per step for short runs.
+            one = make()
+            self.images = nn.ModuleDict({m.value: one for m in IMAGE_MODALITIES})
+        else:
+            self.images = nn.ModuleDict({m.value: make() for m in IMAGE_MODALITIES})
+        if shared_image_init and not share_image_tokenizer:
             # Optional: IR and sketch tokenizers start as copies of the RGB one (then train
             # apart), so a channel-replicated image starts nearer its RGB source.
             rgb_state = self.images[Modality.RGB.value].state_dict()
@@ -389,6 +406,12 @@ class MultimodalTokenizer(nn.Module):
                 raise TypeError(f"{modality.value} part must be an image tensor B x C x H x W")
             ref = self.cls_token
             tokens = self.images[modality.value](value.to(ref.device, ref.dtype))
+            if self.vocab_ids.numel():
+                assert self.text is not None
+                words = self.text.embed.weight[self.vocab_ids]
+                n = tokens.shape[1]
+                pos = self.text.pos_embed[1 : 1 + n] if n < self.text.max_len else 0.0
+                tokens = tokens.float().softmax(-1).to(words.dtype) @ words + pos
             mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         return tokens + self.modality_embedding(modality), mask
 

@@ -1,1 +1,5 @@
 """Typed Python SDK for the search API."""
+
+from aioreid.platform.sdk.client import ApiError, Client
+
+__all__ = ["ApiError", "Client"]

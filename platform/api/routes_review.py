@@ -1,0 +1,145 @@
+"""Review routes: confirm, reject, assign, merge, split; identities and sightings."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from sqlalchemy import func, select
+
+from aioreid.platform.api.deps import Caller, get_services, require_key
+from aioreid.platform.api.schemas import (
+    Ack,
+    AssignRequest,
+    ConfirmRequest,
+    IdentityList,
+    IdentityOut,
+    IdentitySummary,
+    MergeRequest,
+    SightingOut,
+    SplitRequest,
+)
+from aioreid.platform.db.models import Assignment, Identity, Sighting
+from aioreid.platform.search.review import ReviewService
+from aioreid.platform.services import Services
+
+router = APIRouter(prefix="/v1", tags=["review"])
+
+
+@router.post("/review/confirm", response_model=Ack)
+def confirm(
+    body: ConfirmRequest,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> Ack:
+    """The sighting is this identity."""
+    ReviewService(svc).confirm(body.sighting_id, body.identity_id, caller.actor, body.note)
+    return Ack(identity_id=body.identity_id)
+
+
+@router.post("/review/reject", response_model=Ack)
+def reject(
+    body: ConfirmRequest,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> Ack:
+    """The sighting is not this identity; it leaves the identity and its searches."""
+    ReviewService(svc).reject(body.sighting_id, body.identity_id, caller.actor, body.note)
+    return Ack(identity_id=body.identity_id)
+
+
+@router.post("/review/assign", response_model=Ack)
+def assign(
+    body: AssignRequest,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> Ack:
+    """Put a sighting on an identity (a new one when ``identity_id`` is null)."""
+    ident = ReviewService(svc).assign(body.sighting_id, body.identity_id, caller.actor, body.label)
+    return Ack(identity_id=ident)
+
+
+@router.post("/identities/merge", response_model=Ack)
+def merge(
+    body: MergeRequest,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> Ack:
+    moved = ReviewService(svc).merge(body.target_id, body.source_ids, caller.actor)
+    return Ack(identity_id=body.target_id, moved=moved)
+
+
+@router.post("/identities/{identity_id}/split", response_model=Ack)
+def split(
+    identity_id: int,
+    body: SplitRequest,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> Ack:
+    new = ReviewService(svc).split(identity_id, body.sighting_ids, caller.actor, body.label)
+    return Ack(identity_id=new, moved=len(set(body.sighting_ids)))
+
+
+@router.get("/identities/{identity_id}", response_model=IdentityOut)
+def identity(
+    identity_id: int,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> IdentityOut:
+    return IdentityOut.model_validate(ReviewService(svc).identity(identity_id))
+
+
+@router.get("/identities", response_model=IdentityList)
+def identities(
+    offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=50, ge=1, le=500),
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> IdentityList:
+    """Identities that were not merged away, with their sighting counts, newest first."""
+    with svc.sessions() as s:
+        live = Identity.merged_into_id.is_(None)
+        total = s.scalar(select(func.count()).select_from(Identity).where(live)) or 0
+        counts = (
+            select(Assignment.identity_id, func.count().label("n"))
+            .where(Assignment.active.is_(True))
+            .group_by(Assignment.identity_id)
+            .subquery()
+        )
+        rows = s.execute(
+            select(Identity.id, Identity.label, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.identity_id == Identity.id)
+            .where(live)
+            .order_by(Identity.id.desc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+    items = [IdentitySummary(id=i, label=lbl, sightings=n) for i, lbl, n in rows]
+    return IdentityList(items=items, offset=offset, limit=limit, total=total)
+
+
+@router.get("/sightings/{sighting_id}", response_model=SightingOut)
+def sighting(
+    sighting_id: int,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> SightingOut:
+    with svc.sessions() as s:
+        row = s.get(Sighting, sighting_id)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"sighting {sighting_id} does not exist")
+        ident = s.scalar(
+            select(Assignment.identity_id).where(
+                Assignment.sighting_id == sighting_id, Assignment.active.is_(True)
+            )
+        )
+        return SightingOut(
+            sighting_id=row.id,
+            media_id=row.media_id,
+            camera_id=row.camera_id,
+            time=row.frame_time,
+            modality=row.modality,
+            box=(row.box_x, row.box_y, row.box_w, row.box_h),
+            quality=row.quality,
+            identity_id=ident,
+            object_key=row.object_key,
+            url=svc.store.presigned_url(row.object_key),
+        )

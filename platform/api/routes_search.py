@@ -1,0 +1,83 @@
+"""Search routes: multimodal search (multipart) and find-similar."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
+from pydantic import ValidationError
+
+from aioreid.platform.api.deps import Caller, get_services, require_key
+from aioreid.platform.api.schemas import SimilarRequest
+from aioreid.platform.api.uploads import read_upload
+from aioreid.platform.search.schemas import SearchFilters, SearchOptions, SearchResponse
+from aioreid.platform.search.service import SearchService
+from aioreid.platform.services import Services
+
+router = APIRouter(prefix="/v1", tags=["search"])
+
+
+def _filters(raw: str | None) -> SearchFilters:
+    if not raw:
+        return SearchFilters()
+    try:
+        return SearchFilters.model_validate(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY, f"filters is not valid JSON: {exc.msg}"
+        ) from None
+    except ValidationError as exc:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            [{"loc": ["filters", *e["loc"]], "msg": e["msg"]} for e in exc.errors()],
+        ) from None
+
+
+@router.post("/search", response_model=SearchResponse)
+def search(
+    text: str | None = Form(default=None, description="a description of the person"),
+    rgb: UploadFile | None = File(default=None, description="an RGB photo"),
+    ir: UploadFile | None = File(default=None, description="an infrared image"),
+    sketch: UploadFile | None = File(default=None, description="a sketch"),
+    filters: str | None = Form(default=None, description="SearchFilters as JSON"),
+    limit: int = Form(default=20, ge=1, le=500),
+    offset: int = Form(default=0, ge=0, le=10_000),
+    threshold: float | None = Form(default=None, ge=-1.0, le=1.0),
+    group_by_identity: bool = Form(default=False),
+    for_identity: int | None = Form(default=None),
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> SearchResponse:
+    """Search with any combination of an RGB image, an IR image, a sketch and a text."""
+    limit_bytes = int(svc.settings.api.max_upload_mb * 1024 * 1024)
+    parts: dict[str, bytes | str] = {}
+    for name, upload in (("rgb", rgb), ("ir", ir), ("sketch", sketch)):
+        if upload is not None:
+            parts[name] = read_upload(upload, limit_bytes, field=name)
+    if text is not None and text.strip():
+        parts["text"] = text
+    if not parts:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            "a query needs at least one part: text, rgb, ir or sketch",
+        )
+    options = SearchOptions(
+        limit=limit,
+        offset=offset,
+        threshold=threshold,
+        group_by_identity=group_by_identity,
+        for_identity=for_identity,
+    )
+    return SearchService(svc).search(parts, _filters(filters), options)
+
+
+@router.post("/sightings/{sighting_id}/similar", response_model=SearchResponse)
+def find_similar(
+    sighting_id: int,
+    body: SimilarRequest | None = None,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> SearchResponse:
+    """Sightings that look like a stored one."""
+    body = body or SimilarRequest()
+    return SearchService(svc).find_similar(sighting_id, body.filters, body.options)

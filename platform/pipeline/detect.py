@@ -1,0 +1,149 @@
+"""Person detectors: every detector maps a window of frames to boxes per frame.
+
+* ``crops`` — :class:`WholeFrameDetector`: the frame already is a person crop (datasets).
+* ``background`` — :class:`BackgroundSubtractionDetector`: static cameras; the background is
+  the per-pixel median of the window, foreground blobs of person shape become boxes.
+* ``hog`` — :class:`HogDetector`: OpenCV's HOG + linear SVM people detector, for moving or
+  unknown cameras (slow, and it needs people at least ~96 px tall).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Box:
+    """Pixel box ``x, y, w, h`` with a detector confidence in [0, 1]."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float = 1.0
+
+    def iou(self, other: Box) -> float:
+        ix = max(0, min(self.x + self.w, other.x + other.w) - max(self.x, other.x))
+        iy = max(0, min(self.y + self.h, other.y + other.h) - max(self.y, other.y))
+        inter = ix * iy
+        union = self.w * self.h + other.w * other.h - inter
+        return inter / union if union > 0 else 0.0
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
+        """Boxes for each frame of a window (frames of one camera, in time order)."""
+        ...
+
+
+class WholeFrameDetector:
+    """The whole image is one sighting (already-cropped dataset images)."""
+
+    name = "crops"
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
+        return [[Box(0, 0, f.shape[1], f.shape[0], 1.0)] for f in frames]
+
+
+@dataclass
+class BackgroundSubtractionDetector:
+    """Median background of the window, absolute difference, morphology, contours.
+
+    Needs at least ``min_frames`` frames in a window (a single image has no background; it
+    gets no boxes). Boxes must be taller than wide (``min_aspect``) and at least
+    ``min_height`` pixels tall.
+    """
+
+    threshold: int = 28
+    min_height: int = 40
+    min_aspect: float = 1.1
+    max_aspect: float = 6.0
+    min_frames: int = 3
+    name: str = "background"
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
+        if len(frames) < self.min_frames:
+            return [[] for _ in frames]
+        stack = np.stack([_grey(f) for f in frames])
+        background = np.median(stack, axis=0).astype(np.uint8)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+        out: list[list[Box]] = []
+        for grey in stack:
+            diff = cv2.absdiff(grey, background)
+            _, mask = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
+            mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+            mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, iterations=3)
+            mask = cv2.dilate(mask, kernel)
+            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+            boxes = []
+            for c in contours:
+                x, y, w, h = cv2.boundingRect(c)
+                if h < self.min_height or w < 4:
+                    continue
+                if not self.min_aspect <= h / w <= self.max_aspect:
+                    continue
+                fill = float(cv2.contourArea(c)) / float(w * h)
+                boxes.append(Box(int(x), int(y), int(w), int(h), min(1.0, fill * 1.5)))
+            out.append(boxes)
+        return out
+
+
+@dataclass
+class HogDetector:
+    """OpenCV's default HOG people detector with non-maximum suppression."""
+
+    min_score: float = 0.3
+    nms_iou: float = 0.4
+    name: str = "hog"
+
+    def __post_init__(self) -> None:
+        self._hog = cv2.HOGDescriptor()
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+
+    def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
+        out = []
+        for f in frames:
+            rects, weights = self._hog.detectMultiScale(
+                _grey(f), winStride=(8, 8), padding=(8, 8), scale=1.05
+            )
+            boxes = [
+                Box(int(x), int(y), int(w), int(h), float(1 / (1 + np.exp(-float(s)))))
+                for (x, y, w, h), s in zip(rects, np.ravel(weights), strict=False)
+            ]
+            out.append(nms([b for b in boxes if b.score >= self.min_score], self.nms_iou))
+        return out
+
+
+def nms(boxes: list[Box], iou: float) -> list[Box]:
+    """Greedy non-maximum suppression, highest score first."""
+    kept: list[Box] = []
+    for b in sorted(boxes, key=lambda b: -b.score):
+        if all(b.iou(k) < iou for k in kept):
+            kept.append(b)
+    return kept
+
+
+DETECTORS = {
+    "crops": WholeFrameDetector,
+    "background": BackgroundSubtractionDetector,
+    "hog": HogDetector,
+}
+
+
+def build_detector(name: str) -> Detector:
+    """A detector by name (``crops``, ``background``, ``hog``)."""
+    try:
+        return DETECTORS[name]()  # type: ignore[abstract]
+    except KeyError:
+        raise ValueError(f"unknown detector {name!r}; choose one of {sorted(DETECTORS)}") from None
+
+
+def _grey(img: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img

@@ -1,0 +1,298 @@
+"""Typed Python client for the aio-reid search API.
+
+    from aioreid.platform.sdk import Client
+    with Client("http://127.0.0.1:8000", api_key="...") as c:
+        res = c.search(text="a woman in a red coat", sketch="sketch.png", limit=10)
+        for hit in res.hits:
+            print(hit.sighting_id, hit.score, hit.camera, hit.best_part)
+
+Images may be paths, bytes or uint8 numpy arrays (RGB). Every API error becomes
+:class:`ApiError` with the HTTP status and the server's readable ``detail``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import cv2
+import httpx
+import numpy as np
+
+from aioreid.platform.api.schemas import (
+    Ack,
+    CameraOut,
+    IdentityList,
+    IdentityOut,
+    JobCreated,
+    JobList,
+    JobOut,
+    SightingOut,
+    StatsOut,
+)
+from aioreid.platform.search.schemas import SearchFilters, SearchOptions, SearchResponse
+
+ImageLike = str | Path | bytes | np.ndarray
+
+
+class ApiError(RuntimeError):
+    """The API answered with an error status."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        self.status = status
+        self.detail = detail
+        super().__init__(f"{status}: {_readable(detail)}")
+
+
+def _readable(detail: Any) -> str:
+    if isinstance(detail, list):
+        parts = []
+        for d in detail:
+            if isinstance(d, dict):
+                loc = ".".join(str(x) for x in d.get("loc", []) if x != "body")
+                parts.append(f"{loc}: {d.get('msg')}" if loc else str(d.get("msg")))
+            else:
+                parts.append(str(d))
+        return "; ".join(parts)
+    return str(detail)
+
+
+def _image_bytes(value: ImageLike, field: str) -> tuple[str, bytes, str]:
+    if isinstance(value, np.ndarray):
+        if value.dtype != np.uint8:
+            raise ValueError(f"{field}: image arrays must be uint8")
+        img = cv2.cvtColor(value, cv2.COLOR_RGB2BGR) if value.ndim == 3 else value
+        ok, buf = cv2.imencode(".png", img)
+        if not ok:
+            raise ValueError(f"{field}: could not encode the array as PNG")
+        return f"{field}.png", buf.tobytes(), "image/png"
+    if isinstance(value, bytes | bytearray):
+        return f"{field}.jpg", bytes(value), "application/octet-stream"
+    path = Path(value)
+    return path.name, path.read_bytes(), "application/octet-stream"
+
+
+class Client:
+    """Synchronous client; pass ``http_client`` to reuse one (e.g. an in-process TestClient)."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = 60.0,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        headers = {"X-API-Key": api_key} if api_key else {}
+        if http_client is not None:
+            http_client.headers.update(headers)
+            self._http = http_client
+        else:
+            self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+
+    # ---------------------------------------------------------------- plumbing
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiError(0, f"cannot reach the API: {exc}") from exc
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise ApiError(resp.status_code, detail)
+        return resp.json() if resp.content else None
+
+    # ---------------------------------------------------------------- search
+    def search(
+        self,
+        *,
+        text: str | None = None,
+        rgb: ImageLike | None = None,
+        ir: ImageLike | None = None,
+        sketch: ImageLike | None = None,
+        filters: SearchFilters | dict | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        threshold: float | None = None,
+        group_by_identity: bool = False,
+        for_identity: int | None = None,
+    ) -> SearchResponse:
+        """Search with any combination of parts (at least one)."""
+        files = {
+            name: _image_bytes(value, name)
+            for name, value in (("rgb", rgb), ("ir", ir), ("sketch", sketch))
+            if value is not None
+        }
+        data: dict[str, Any] = {
+            "limit": str(limit),
+            "offset": str(offset),
+            "group_by_identity": "true" if group_by_identity else "false",
+        }
+        if text is not None:
+            data["text"] = text
+        if threshold is not None:
+            data["threshold"] = str(threshold)
+        if for_identity is not None:
+            data["for_identity"] = str(for_identity)
+        if filters is not None:
+            f = (
+                filters
+                if isinstance(filters, SearchFilters)
+                else SearchFilters.model_validate(filters)
+            )
+            data["filters"] = f.model_dump_json(exclude_none=True)
+        return SearchResponse.model_validate(
+            self._call("POST", "/v1/search", data=data, files=files or None)
+        )
+
+    def find_similar(
+        self,
+        sighting_id: int,
+        *,
+        filters: SearchFilters | dict | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        threshold: float | None = None,
+        group_by_identity: bool = False,
+    ) -> SearchResponse:
+        f = (
+            filters
+            if isinstance(filters, SearchFilters)
+            else SearchFilters.model_validate(filters or {})
+        )
+        opts = SearchOptions(
+            limit=limit, offset=offset, threshold=threshold, group_by_identity=group_by_identity
+        )
+        body = {"filters": json.loads(f.model_dump_json()), "options": opts.model_dump()}
+        return SearchResponse.model_validate(
+            self._call("POST", f"/v1/sightings/{sighting_id}/similar", json=body)
+        )
+
+    def sighting(self, sighting_id: int) -> SightingOut:
+        return SightingOut.model_validate(self._call("GET", f"/v1/sightings/{sighting_id}"))
+
+    # ---------------------------------------------------------------- review
+    def confirm(self, sighting_id: int, identity_id: int, note: str = "") -> Ack:
+        body = {"sighting_id": sighting_id, "identity_id": identity_id, "note": note}
+        return Ack.model_validate(self._call("POST", "/v1/review/confirm", json=body))
+
+    def reject(self, sighting_id: int, identity_id: int, note: str = "") -> Ack:
+        body = {"sighting_id": sighting_id, "identity_id": identity_id, "note": note}
+        return Ack.model_validate(self._call("POST", "/v1/review/reject", json=body))
+
+    def assign(
+        self, sighting_id: int, identity_id: int | None = None, label: str | None = None
+    ) -> Ack:
+        body = {"sighting_id": sighting_id, "identity_id": identity_id, "label": label}
+        return Ack.model_validate(self._call("POST", "/v1/review/assign", json=body))
+
+    def merge(self, target_id: int, source_ids: Sequence[int]) -> Ack:
+        body = {"target_id": target_id, "source_ids": list(source_ids)}
+        return Ack.model_validate(self._call("POST", "/v1/identities/merge", json=body))
+
+    def split(self, identity_id: int, sighting_ids: Sequence[int], label: str | None = None) -> Ack:
+        body = {"sighting_ids": list(sighting_ids), "label": label}
+        return Ack.model_validate(
+            self._call("POST", f"/v1/identities/{identity_id}/split", json=body)
+        )
+
+    def identity(self, identity_id: int) -> IdentityOut:
+        return IdentityOut.model_validate(self._call("GET", f"/v1/identities/{identity_id}"))
+
+    def identities(self, *, offset: int = 0, limit: int = 50) -> IdentityList:
+        params = {"offset": offset, "limit": limit}
+        return IdentityList.model_validate(self._call("GET", "/v1/identities", params=params))
+
+    # ---------------------------------------------------------------- ingest
+    def ingest_files(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        camera: str | None = None,
+        modality: str = "rgb",
+        detector: str = "crops",
+        start_time: datetime | None = None,
+    ) -> JobCreated:
+        """Upload files and start an ingest job."""
+        files = [
+            ("files", (Path(p).name, Path(p).read_bytes(), "application/octet-stream"))
+            for p in paths
+        ]
+        data: dict[str, str] = {"modality": modality, "detector": detector}
+        if camera:
+            data["camera"] = camera
+        if start_time:
+            data["start_time"] = start_time.isoformat()
+        return JobCreated.model_validate(self._call("POST", "/v1/ingest", data=data, files=files))
+
+    def ingest_folder(
+        self,
+        path: str | Path,
+        *,
+        dataset: str | None = None,
+        camera: str | None = None,
+        modality: str = "rgb",
+        detector: str = "crops",
+        start_time: datetime | None = None,
+    ) -> JobCreated:
+        """Ingest a folder on the server (a dataset layout, or every image/video in it)."""
+        body = {
+            "path": str(path),
+            "dataset": dataset,
+            "camera": camera,
+            "modality": modality,
+            "detector": detector,
+            "start_time": start_time.isoformat() if start_time else None,
+        }
+        return JobCreated.model_validate(self._call("POST", "/v1/ingest/folder", json=body))
+
+    def job(self, job_id: int) -> JobOut:
+        return JobOut.model_validate(self._call("GET", f"/v1/jobs/{job_id}"))
+
+    def jobs(self, *, offset: int = 0, limit: int = 20) -> JobList:
+        return JobList.model_validate(
+            self._call("GET", "/v1/jobs", params={"offset": offset, "limit": limit})
+        )
+
+    def wait_for_job(self, job_id: int, *, timeout: float = 600.0, poll: float = 0.25) -> JobOut:
+        """Poll until the job is done, failed or cancelled (TimeoutError otherwise)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            j = self.job(job_id)
+            if j.status in ("done", "failed", "cancelled"):
+                return j
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {j.status} after {timeout} s")
+            time.sleep(poll)
+
+    # ---------------------------------------------------------------- admin
+    def stats(self) -> StatsOut:
+        return StatsOut.model_validate(self._call("GET", "/v1/stats"))
+
+    def cameras(self) -> list[CameraOut]:
+        return [CameraOut.model_validate(c) for c in self._call("GET", "/v1/cameras")]
+
+    def health(self) -> dict[str, str]:
+        return self._call("GET", "/healthz")
+
+    def fetch(self, url: str) -> bytes:
+        """Bytes behind a hit's ``url`` (relative API links or presigned MinIO links)."""
+        resp = self._http.get(url) if url.startswith("/") else httpx.get(url, timeout=30)
+        if resp.status_code >= 400:
+            raise ApiError(resp.status_code, resp.text)
+        return resp.content

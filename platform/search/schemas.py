@@ -1,0 +1,85 @@
+"""What a search asks and what it answers (pydantic: the API returns these as they are)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+QUERY_MODALITIES = ("rgb", "ir", "sketch", "text")
+ReviewFilter = Literal["any", "confirmed", "unreviewed"]
+
+
+class SearchFilters(BaseModel):
+    """Restrictions on the gallery; every field is optional."""
+
+    cameras: list[int] | None = Field(default=None, description="camera ids")
+    time_from: datetime | None = None
+    time_to: datetime | None = None
+    modalities: list[Literal["rgb", "ir"]] | None = Field(
+        default=None, description="gallery modalities"
+    )
+    attributes: dict[str, str] | None = Field(
+        default=None, description="exact attribute values, e.g. {'upper_colour': 'red'}"
+    )
+    identity_ids: list[int] | None = None
+    review: ReviewFilter = "any"
+
+    @field_validator("time_to")
+    @classmethod
+    def _order(cls, v: datetime | None, info) -> datetime | None:  # type: ignore[no-untyped-def]
+        start = info.data.get("time_from")
+        if v is not None and start is not None and v < start:
+            raise ValueError("time_to is before time_from")
+        return v
+
+
+class SearchOptions(BaseModel):
+    limit: int = Field(default=20, ge=1, le=500)
+    offset: int = Field(default=0, ge=0, le=10_000)
+    threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    group_by_identity: bool = False
+    for_identity: int | None = Field(
+        default=None,
+        description="looking for this identity: its rejected sightings are left out",
+    )
+
+
+class Hit(BaseModel):
+    sighting_id: int
+    score: float
+    part_scores: dict[str, float] = Field(
+        description="cosine of each query part alone against this sighting"
+    )
+    best_part: str = Field(description="the query part that scored this sighting highest")
+    camera_id: int | None
+    camera: str | None
+    time: datetime | None
+    modality: str
+    media_id: int
+    box: tuple[int, int, int, int]
+    quality: float
+    identity_id: int | None
+    review: Literal["confirmed", "unreviewed", "rejected"]
+    object_key: str
+    url: str | None = None
+
+
+class IdentityGroup(BaseModel):
+    identity_id: int | None
+    label: str | None = None
+    best_score: float
+    hits: list[Hit]
+
+
+class SearchResponse(BaseModel):
+    query_parts: list[str]
+    encoder_version: str
+    collection: str
+    hits: list[Hit]
+    groups: list[IdentityGroup] | None = None
+    offset: int
+    limit: int
+    has_more: bool
+    took_ms: float

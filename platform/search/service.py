@@ -1,0 +1,293 @@
+"""Cross-modal search over the live index.
+
+A query is one or more parts (RGB image, IR image, sketch, text). All parts together are
+embedded as ONE combined query (the AIO encoder reads them as one token sequence); each part
+is also embedded alone so every hit can say which part scored it (``part_scores``,
+``best_part``). Filters that live in the index payload (camera, time, modality, attributes,
+identity) are applied inside the vector search; review state comes from the database, so a
+decision an analyst just made changes the next search at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import datetime, timezone
+
+import numpy as np
+from sqlalchemy import select
+
+from aioreid.encoder.inference import EncoderInputError
+from aioreid.platform.db.models import Assignment, Camera, Identity, ReviewDecision, Sighting
+from aioreid.platform.index import SearchFilter
+from aioreid.platform.search.schemas import (
+    QUERY_MODALITIES,
+    Hit,
+    IdentityGroup,
+    SearchFilters,
+    SearchOptions,
+    SearchResponse,
+)
+from aioreid.platform.services import Services
+
+QueryInput = bytes | str | np.ndarray
+
+
+class QueryError(ValueError):
+    """A malformed query: no parts, an unknown modality, an undecodable image, empty text."""
+
+
+class NotFound(LookupError):
+    """A sighting or identity that does not exist."""
+
+
+class IndexNotReady(RuntimeError):
+    """The live index was built by another encoder version than the one loaded here."""
+
+
+def _ts(t: datetime | None) -> float | None:
+    if t is None:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+class SearchService:
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    # ---------------------------------------------------------------- target
+    def _collection(self) -> str:
+        own = self.svc.index.collection_for_version(self.svc.encoder.version)
+        live = self.svc.index.resolve_alias(self.svc.alias)
+        if live is None:
+            return self.svc.live_collection()
+        if live != own:
+            raise IndexNotReady(
+                f"the live index {live!r} was built by another encoder than the loaded one "
+                f"({self.svc.encoder.version}); reload the API after the re-index swap"
+            )
+        return live
+
+    # ---------------------------------------------------------------- queries
+    def embed_parts(
+        self, parts: Mapping[str, QueryInput]
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The combined query vector and one vector per part."""
+        if not parts:
+            raise QueryError("a query needs at least one part: rgb, ir, sketch or text")
+        for name in parts:
+            if name not in QUERY_MODALITIES:
+                raise QueryError(f"unknown query part {name!r}; use {', '.join(QUERY_MODALITIES)}")
+        enc = self.svc.encoder
+        try:
+            singles = {name: enc.embed([value], name)[0] for name, value in parts.items()}
+            combined = (
+                singles[next(iter(parts))] if len(parts) == 1 else enc.embed_query(dict(parts))
+            )
+        except EncoderInputError as exc:
+            raise QueryError(str(exc)) from None
+        return np.asarray(combined, np.float32), singles
+
+    def search(
+        self,
+        parts: Mapping[str, QueryInput],
+        filters: SearchFilters | None = None,
+        options: SearchOptions | None = None,
+    ) -> SearchResponse:
+        t0 = time.perf_counter()
+        vector, singles = self.embed_parts(parts)
+        return self._search_vector(vector, singles, filters, options, exclude=(), t0=t0)
+
+    def find_similar(
+        self,
+        sighting_id: int,
+        filters: SearchFilters | None = None,
+        options: SearchOptions | None = None,
+    ) -> SearchResponse:
+        """Sightings that look like a stored one (itself left out)."""
+        t0 = time.perf_counter()
+        with self.svc.sessions() as s:
+            row = s.get(Sighting, sighting_id)
+            if row is None:
+                raise NotFound(f"sighting {sighting_id} does not exist")
+            point, modality = row.point_id, row.modality
+            identity = _active_identity(s, sighting_id)
+        collection = self._collection()
+        found = self.svc.index.retrieve(collection, [point], with_vectors=True)
+        if not found:
+            raise NotFound(f"sighting {sighting_id} is not in the live index {collection!r}")
+        vec = np.asarray(found[0].vector, np.float32)
+        options = options or SearchOptions()
+        if options.for_identity is None and identity is not None:
+            options = options.model_copy(update={"for_identity": identity})
+        return self._search_vector(
+            vec, {f"sighting:{modality}": vec}, filters, options, exclude=(sighting_id,), t0=t0
+        )
+
+    # ---------------------------------------------------------------- core
+    def _search_vector(
+        self,
+        vector: np.ndarray,
+        singles: Mapping[str, np.ndarray],
+        filters: SearchFilters | None,
+        options: SearchOptions | None,
+        *,
+        exclude: tuple[int, ...],
+        t0: float,
+    ) -> SearchResponse:
+        filters = filters or SearchFilters()
+        options = options or SearchOptions()
+        collection = self._collection()
+        rejected = self._rejected(options.for_identity)
+        flt = SearchFilter(
+            cameras=filters.cameras,
+            time_from=_ts(filters.time_from),
+            time_to=_ts(filters.time_to),
+            modalities=list(filters.modalities) if filters.modalities else None,
+            identity_ids=filters.identity_ids,
+            attributes=filters.attributes,
+            exclude_sighting_ids=sorted(set(exclude) | rejected) or None,
+        )
+        want = options.offset + options.limit + 1
+        # Review filters are applied after the vector search: fetch more and trim.
+        fetch = want if filters.review == "any" else want * 4
+        raw = self.svc.index.search(
+            collection, vector, limit=fetch, flt=flt, score_threshold=options.threshold
+        )
+        hits = self._hydrate(collection, raw, singles)
+        if filters.review != "any":
+            hits = [h for h in hits if h.review == filters.review]
+        page = hits[options.offset : options.offset + options.limit]
+        groups = self._group(page) if options.group_by_identity else None
+        return SearchResponse(
+            query_parts=list(singles),
+            encoder_version=self.svc.encoder.version,
+            collection=collection,
+            hits=page,
+            groups=groups,
+            offset=options.offset,
+            limit=options.limit,
+            has_more=len(hits) > options.offset + options.limit,
+            took_ms=round((time.perf_counter() - t0) * 1000, 2),
+        )
+
+    def _rejected(self, identity_id: int | None) -> set[int]:
+        if identity_id is None:
+            return set()
+        with self.svc.sessions() as s:
+            return set(_rejected_for(s, identity_id))
+
+    def _hydrate(self, collection: str, raw: list, singles: Mapping[str, np.ndarray]) -> list[Hit]:
+        if not raw:
+            return []
+        ids = [h.id for h in raw]
+        vecs = {
+            p.id: np.asarray(p.vector, np.float32)
+            for p in self.svc.index.retrieve(collection, ids, with_vectors=True)
+        }
+        sighting_ids = [int(h.payload["sighting"]) for h in raw]
+        with self.svc.sessions() as s:
+            rows = {
+                r.id: r for r in s.scalars(select(Sighting).where(Sighting.id.in_(sighting_ids)))
+            }
+            cams = {c.id: c.name for c in s.scalars(select(Camera))}
+            active = {
+                a.sighting_id: a
+                for a in s.scalars(
+                    select(Assignment).where(
+                        Assignment.sighting_id.in_(sighting_ids), Assignment.active.is_(True)
+                    )
+                )
+            }
+            rejected = {
+                (d.sighting_id, d.identity_id)
+                for d in s.scalars(
+                    select(ReviewDecision).where(
+                        ReviewDecision.sighting_id.in_(sighting_ids),
+                        ReviewDecision.decision == "reject",
+                    )
+                )
+            }
+        out = []
+        for h in raw:
+            sid = int(h.payload["sighting"])
+            row = rows.get(sid)
+            if row is None:  # deleted in the database, index not yet cleaned
+                continue
+            a = active.get(sid)
+            ident = a.identity_id if a is not None else None
+            if a is not None and a.provenance == "analyst":
+                review = "confirmed"
+            elif (sid, ident) in rejected:
+                review = "rejected"
+            else:
+                review = "unreviewed"
+            v = vecs.get(h.id)
+            part_scores = (
+                {k: round(float(np.dot(q, v)), 5) for k, q in singles.items()}
+                if v is not None
+                else {}
+            )
+            best = (
+                max(part_scores, key=part_scores.__getitem__)
+                if part_scores
+                else next(iter(singles))
+            )
+            out.append(
+                Hit(
+                    sighting_id=sid,
+                    score=round(float(h.score), 5),
+                    part_scores=part_scores,
+                    best_part=best,
+                    camera_id=row.camera_id,
+                    camera=cams.get(row.camera_id) if row.camera_id is not None else None,
+                    time=row.frame_time,
+                    modality=row.modality,
+                    media_id=row.media_id,
+                    box=(row.box_x, row.box_y, row.box_w, row.box_h),
+                    quality=row.quality,
+                    identity_id=ident,
+                    review=review,
+                    object_key=row.object_key,
+                    url=self.svc.store.presigned_url(row.object_key),
+                )
+            )
+        return out
+
+    def _group(self, hits: list[Hit]) -> list[IdentityGroup]:
+        groups: dict[object, list[Hit]] = {}
+        for h in hits:
+            key = h.identity_id if h.identity_id is not None else ("sighting", h.sighting_id)
+            groups.setdefault(key, []).append(h)
+        ids = [k for k in groups if isinstance(k, int)]
+        with self.svc.sessions() as s:
+            labels = {
+                i.id: i.label for i in s.scalars(select(Identity).where(Identity.id.in_(ids)))
+            }
+        return [
+            IdentityGroup(
+                identity_id=k if isinstance(k, int) else None,
+                label=labels.get(k) if isinstance(k, int) else None,
+                best_score=max(h.score for h in hs),
+                hits=hs,
+            )
+            for k, hs in groups.items()
+        ]
+
+
+def _active_identity(s, sighting_id: int) -> int | None:  # type: ignore[no-untyped-def]
+    return s.scalar(
+        select(Assignment.identity_id).where(
+            Assignment.sighting_id == sighting_id, Assignment.active.is_(True)
+        )
+    )
+
+
+def _rejected_for(s, identity_id: int) -> list[int]:  # type: ignore[no-untyped-def]
+    return list(
+        s.scalars(
+            select(ReviewDecision.sighting_id).where(
+                ReviewDecision.identity_id == identity_id, ReviewDecision.decision == "reject"
+            )
+        )
+    )

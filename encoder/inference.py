@@ -22,7 +22,7 @@ import torch
 
 from aioreid.encoder.data.records import Modality
 from aioreid.encoder.model import AIOConfig, AIOModel
-from aioreid.encoder.training.transforms import eval_transform, load_image
+from aioreid.encoder.training.transforms import eval_transform
 
 ImageInput = np.ndarray | bytes | str | Path
 PartInput = ImageInput | str
@@ -33,19 +33,29 @@ class EncoderInputError(ValueError):
     """An input the encoder cannot embed (wrong shape, empty text, not an image...)."""
 
 
+def _header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image header without decoding pixels; None if unknown."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return int(im.size[0]), int(im.size[1])
+    except Image.DecompressionBombError as exc:
+        raise EncoderInputError(f"image too large: {exc}") from None
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
 def decode_image(data: bytes) -> np.ndarray:
     """Encoded bytes → RGB uint8, refusing non-images and decompression bombs."""
     if not data:
         raise EncoderInputError("empty image bytes")
     raw = np.frombuffer(data, dtype=np.uint8)
-    # Read the header first so a huge image is refused before it is decoded.
-    header = cv2.imdecode(raw, cv2.IMREAD_REDUCED_GRAYSCALE_8)
-    if header is None:
-        raise EncoderInputError(f"bytes are not a decodable image ({len(data)} bytes)")
-    if header.shape[0] * header.shape[1] * 64 > MAX_PIXELS:
+    # Read the size from the header first so a huge image is refused before it is decoded.
+    size = _header_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
         raise EncoderInputError(
-            f"image too large (about {header.shape[0] * 8}x{header.shape[1] * 8} pixels; "
-            f"limit {MAX_PIXELS} pixels)"
+            f"image too large ({size[0]}x{size[1]} pixels; limit {MAX_PIXELS} pixels)"
         )
     img = cv2.imdecode(raw, cv2.IMREAD_COLOR)
     if img is None:
@@ -58,9 +68,12 @@ def _as_array(item: ImageInput, modality: Modality) -> np.ndarray:
         return decode_image(bytes(item))
     if isinstance(item, str | Path):
         try:
-            return load_image(item)
-        except (OSError, ValueError) as exc:
-            raise EncoderInputError(str(exc)) from exc
+            data = Path(item).read_bytes()
+        except OSError as exc:
+            raise EncoderInputError(
+                f"cannot read image file {item}: {exc.strerror or exc}"
+            ) from None
+        return decode_image(data)
     if not isinstance(item, np.ndarray):
         raise EncoderInputError(
             f"{modality.value} input must be an array, bytes or a path, got {type(item).__name__}"

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from aioreid.platform.cli_platform import register as register_platform_commands
 from aioreid.platform.config import get_settings
 
 app = typer.Typer(
@@ -163,8 +164,11 @@ def demo(
     identities: Annotated[int | None, typer.Option(help="identities in the demo world")] = None,
     seed: Annotated[int | None, typer.Option(help="world seed")] = None,
     out: Annotated[Path | None, typer.Option(help="demo folder; default <home>/demo")] = None,
+    train_minutes: Annotated[
+        float, typer.Option(help="training budget when no encoder checkpoint is cached")
+    ] = 6.0,
 ) -> None:
-    """Run the main job end to end on the embedded profile and print its tables."""
+    """Synthesise a world, train if needed, ingest, search every modality, print the table."""
     from aioreid.platform.demo import run_demo
 
     settings = get_settings()
@@ -172,9 +176,13 @@ def demo(
         out or settings.home / "demo",
         identities=identities or settings.synth.identities,
         seed=settings.synth.seed if seed is None else seed,
-        checkpoint=settings.encoder.checkpoint
-        or settings.home / "train" / "cpu-synthetic" / "final.pt",
+        checkpoint=settings.encoder.checkpoint,
+        settings=settings,
+        train_minutes=train_minutes,
     )
+
+
+register_platform_commands(app)
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from aioreid.encoder.inference import Encoder
 from aioreid.platform.config import Profile, Settings
 from aioreid.platform.db import crud
-from aioreid.platform.db.engine import make_engine, session_factory
+from aioreid.platform.db.engine import engine_from_settings, session_factory
 from aioreid.platform.db.migrate import init_database
 from aioreid.platform.index import VectorIndex, build_index
 from aioreid.platform.storage import ObjectStore, build_store
@@ -46,7 +46,7 @@ class Services:
         url = settings.database_url
         if migrate if migrate is not None else settings.profile is Profile.EMBEDDED:
             init_database(url)
-        engine = make_engine(url, echo=settings.database.echo)
+        engine = engine_from_settings(settings)
         return cls(
             settings=settings,
             engine=engine,

@@ -180,14 +180,28 @@ def test_embedded_start_up_creates_the_folder_and_is_repeatable(tmp_path: Path) 
 
 def test_two_processes_migrating_postgres_at_once_both_succeed() -> None:
     require_postgres()
-    code = "import sys; from aioreid.platform.db.migrate import init_database as i; i(sys.argv[1])"
+    code = (
+        "import sys; from aioreid.platform.db.migrate import init_database\n"
+        "print('ready', flush=True); sys.stdin.readline(); init_database(sys.argv[1])"
+    )
     with temporary_postgres_database() as url:
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", code, url], stderr=subprocess.PIPE, text=True, cwd=ROOT
+                [sys.executable, "-c", code, url],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=ROOT,
             )
             for _ in range(2)
         ]
+        for p in procs:  # both imported: now start them together
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
         for p in procs:
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err

@@ -1,4 +1,4 @@
-"""`aioreid demo` end to end on a small world: synthesise, evaluate, reuse the world."""
+"""`aioreid demo` end to end on a small world: synthesise, ingest, search, report."""
 
 from __future__ import annotations
 
@@ -7,28 +7,76 @@ from pathlib import Path
 
 import pytest
 import torch
+from platform_fixtures import make_settings
 
 from aioreid.encoder.model import AIOConfig, AIOModel
-from aioreid.platform.demo import run_demo
+from aioreid.platform.demo import ranking_metrics, run_demo
+
+SETTINGS = ["RGB→RGB", "IR→RGB", "RGB→IR", "sketch→RGB", "text→RGB", "text+sketch→RGB"]
 
 
-def test_demo_synthesises_evaluates_and_reuses_the_world(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_ranking_metrics_by_hand() -> None:
+    assert ranking_metrics([False, True, False, True], 2) == (
+        0.0,
+        pytest.approx((1 / 2 + 2 / 4) / 2),
+    )
+    assert ranking_metrics([True], 3) == (1.0, pytest.approx(1 / 3))  # two matches never found
+    assert ranking_metrics([], 0) == (0.0, 0.0)
+
+
+def test_demo_ingests_searches_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], one_torch_thread: None
 ) -> None:
     torch.manual_seed(0)
     ckpt = AIOModel(AIOConfig(backbone="tiny", image_size=(64, 32), text_max_len=24)).save(
         tmp_path / "final.pt"
     )
-    summary = run_demo(tmp_path / "demo", identities=8, seed=1, checkpoint=ckpt)
+    settings = make_settings(tmp_path / "home", None, index_backend="edge")
+    summary = run_demo(
+        tmp_path / "demo",
+        identities=8,
+        seed=1,
+        checkpoint=ckpt,
+        settings=settings,
+        progress=False,
+    )
     out = capsys.readouterr().out
-    assert "histogram baseline" in out and "AIO tiny@" in out
-    assert "text+sketch→RGB" in out
+    assert "platform search on held-out identities — tiny@" in out
+    assert list(summary["platform"]) == SETTINGS
+    for name, row in summary["platform"].items():
+        assert row["queries"] > 0, name
+        assert 0.0 <= row["R1"] <= 100.0 and 0.0 < row["mAP"] <= 100.0
+    assert summary["sightings"] > 20
+    sheet = (tmp_path / "demo" / "contact_sheet.html").read_text()
+    assert sheet.count("<img") > 20 and "text+sketch→RGB" in sheet
     saved = json.loads((tmp_path / "demo" / "demo_results.json").read_text())
-    assert set(saved["baseline"]["rows"]) == set(saved["aio"]["rows"])
-    assert summary["baseline"]["rows"]["RGB→RGB"]["R1"] >= 0
+    assert saved["platform"] == summary["platform"]
 
     world = Path(summary["world"])
     stamp = (world / "world.json").stat().st_mtime_ns
-    run_demo(tmp_path / "demo", identities=8, seed=1, checkpoint=None)
+    again = run_demo(
+        tmp_path / "demo",
+        identities=8,
+        seed=1,
+        checkpoint=ckpt,
+        settings=settings,
+        progress=False,
+        baseline=False,
+    )
     assert "reusing synthetic world" in capsys.readouterr().out
     assert (world / "world.json").stat().st_mtime_ns == stamp
+    assert again["platform"] == summary["platform"]  # same encoder, same world: same table
+
+
+def test_demo_without_checkpoint_or_training_stops_cleanly(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "home", None)
+    summary = run_demo(
+        tmp_path / "demo",
+        identities=4,
+        seed=2,
+        settings=settings,
+        train_minutes=0,
+        progress=False,
+        baseline=False,
+    )
+    assert "platform" not in summary and (tmp_path / "demo" / "demo_results.json").exists()

@@ -18,7 +18,7 @@ def read_upload(upload: UploadFile, limit_bytes: int, *, field: str) -> bytes:
         if len(buf) > limit_bytes:
             raise HTTPException(
                 status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-                f"{field}: upload is over the {limit_bytes // (1024 * 1024)} MB limit",
+                f"{field}: upload is over the {limit_bytes / (1024 * 1024):.3g} MB limit",
             )
     if not buf:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{field}: empty upload")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 import secrets
 import uuid
@@ -100,6 +101,12 @@ def _positive(value: Any, field: str) -> float:
     return float(value)
 
 
+def _finite(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidValueError(f"{field} must be a finite number; got {value!r}")
+    return float(value)
+
+
 def _json(value: Any, field: str) -> Any:
     if value is None:
         return None
@@ -153,7 +160,12 @@ def get_or_create_camera(
     found = session.scalar(sa.select(Camera).where(Camera.name == name))
     if found is not None:
         return found
-    row = Camera(name=name, description=description, location=location, modality=mod)
+    row = Camera(
+        name=name,
+        description=description,
+        location=_opt(location, "location", 256),
+        modality=mod,
+    )
     err = _insert_in_savepoint(session, row)
     if err is None:
         return row
@@ -268,7 +280,7 @@ def add_sighting(
         box_y=y,
         box_w=w,
         box_h=h,
-        quality=float(quality),
+        quality=_finite(quality, "quality"),
         object_key=_req(object_key, "object_key", 1024),
         modality=_enum(Modality, modality, "modality"),
         point_id=point_id,
@@ -345,7 +357,7 @@ def assign(
         sighting_id=sighting.id,
         identity_id=identity.id,
         provenance=prov,
-        score=score,
+        score=None if score is None else _finite(score, "score"),
         actor=actor,
         active=True,
     )
@@ -630,7 +642,12 @@ def create_api_key(
         raise InvalidValueError("an API key must be a string of at least 16 characters")
     row = ApiKey(name=name, prefix=plaintext[:8], key_hash=hash_api_key(plaintext))
     if _insert_in_savepoint(session, row) is not None:
-        raise AlreadyExistsError(f"that key is already registered (prefix {plaintext[:8]})")
+        taken = session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == row.key_hash))
+        state = "revoked" if taken is not None and taken.revoked_at is not None else "active"
+        raise AlreadyExistsError(
+            f"that key is already registered ({state}, prefix {plaintext[:8]!r})",
+            taken.id if taken is not None else None,
+        )
     return plaintext, row
 
 

@@ -96,6 +96,10 @@ class EdgeIndex(VectorIndex):
         self._collections = self.root / "collections"
         self._collections.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = _lock_folder(self.root)
+        for leftover in self.root.glob(".trash-*"):  # a drop interrupted after its rename
+            shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in self.root.glob(".*.tmp"):  # an alias write interrupted before rename
+            leftover.unlink(missing_ok=True)
         self._aliases = AliasFile(self.root / "aliases.json")
         self._shards: dict[str, tuple[qe.EdgeShard, _Meta]] = {}
         self._mutex = threading.RLock()

@@ -56,9 +56,9 @@ class WholeFrameDetector:
 class BackgroundSubtractionDetector:
     """Median background of the window, absolute difference, morphology, contours.
 
-    Needs at least ``min_frames`` frames in a window (a single image has no background; it
-    gets no boxes). Boxes must be taller than wide (``min_aspect``) and at least
-    ``min_height`` pixels tall.
+    Needs at least ``min_frames`` frames of one size in a window (a single image has no
+    background; it gets no boxes). Boxes must be taller than wide (``min_aspect``) and at
+    least ``min_height`` pixels tall.
     """
 
     threshold: int = 28
@@ -71,12 +71,14 @@ class BackgroundSubtractionDetector:
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
         if len(frames) < self.min_frames:
             return [[] for _ in frames]
-        stack = np.stack([_grey(f) for f in frames])
+        # Colour difference (max over channels): a red coat on a grey wall has the wall's
+        # brightness but not its colour.
+        stack = np.stack([f if f.ndim == 3 else f[..., None] for f in frames])
         background = np.median(stack, axis=0).astype(np.uint8)
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
         out: list[list[Box]] = []
-        for grey in stack:
-            diff = cv2.absdiff(grey, background)
+        for frame in stack:
+            diff = cv2.absdiff(frame, background).max(axis=2)
             _, mask = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
             mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
             mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, iterations=3)

@@ -1,0 +1,194 @@
+"""Platform sub-commands of `aioreid`: db, keys, ingest, import, search, api."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from aioreid.platform.config import get_settings
+
+db_app = typer.Typer(help="Metadata database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (stored hashed).", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def _services():  # type: ignore[no-untyped-def]
+    from aioreid.platform.services import Services
+
+    return Services.from_settings(get_settings())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Migrate the configured database (the services profile's one-shot migration)."""
+    from aioreid.platform.db.migrate import current, upgrade
+
+    url = get_settings().database_url
+    upgrade(url, revision)
+    typer.echo(f"database at revision {current(url)}")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail when the database is behind or differs from the models."""
+    from aioreid.platform.db.errors import SchemaMismatchError
+    from aioreid.platform.db.migrate import check
+
+    try:
+        check(get_settings().database_url)
+    except SchemaMismatchError as exc:
+        raise _fail(str(exc)) from None
+    typer.echo("database matches the models")
+
+
+@keys_app.command("create")
+def keys_create(name: Annotated[str, typer.Argument(help="who uses the key (the actor)")]) -> None:
+    """Create an API key and print it once (only its hash is stored)."""
+    svc = _services()
+    try:
+        from aioreid.platform.db import crud
+
+        with svc.sessions.begin() as s:
+            plaintext, _ = crud.create_api_key(s, name)
+    finally:
+        svc.close()
+    typer.echo(plaintext)
+
+
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="image/video files or folders")],
+    camera: Annotated[str | None, typer.Option(help="camera name for every file")] = None,
+    modality: Annotated[str, typer.Option(help="rgb or ir")] = "rgb",
+    detector: Annotated[str, typer.Option(help="crops, background or hog")] = "crops",
+    start_time: Annotated[
+        datetime | None, typer.Option(help="recording start (ISO 8601) of videos")
+    ] = None,
+    sample_fps: Annotated[float, typer.Option(help="video frames sampled per second")] = 2.0,
+) -> None:
+    """Ingest files or folders in this process and print what was indexed and what failed."""
+    from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SamplingOptions
+    from aioreid.platform.pipeline.ingest import IngestOptions, ingest_many
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            exts = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in exts))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise _fail(f"no such file or folder: {p}")
+    if modality not in ("rgb", "ir"):
+        raise _fail(f"modality must be rgb or ir, got {modality!r}")
+    items = [
+        {"path": f, "camera": camera, "modality": modality, "start_time": start_time} for f in files
+    ]
+    opts = IngestOptions(detector=detector, sampling=SamplingOptions(sample_fps=sample_fps))
+    svc = _services()
+    try:
+        job_id, results = ingest_many(svc, items, options=opts, source=", ".join(map(str, paths)))
+    finally:
+        svc.close()
+    failed = [r for r in results if r.status == "failed"]
+    typer.echo(
+        f"job {job_id}: {len(results) - len(failed)} files ingested, "
+        f"{sum(r.sightings for r in results)} sightings, {len(failed)} failed"
+    )
+    for r in failed:
+        typer.echo(f"  failed: {r.error}")
+
+
+def import_dataset(
+    name: Annotated[str, typer.Argument(help="dataset layout: market1501, sysu_mm01, ...")],
+    root: Annotated[Path, typer.Argument(help="dataset folder (or its parent)")],
+    split: Annotated[list[str] | None, typer.Option(help="train, query, gallery")] = None,
+) -> None:
+    """Bulk-import a dataset folder, keeping its cameras and identity labels."""
+    from aioreid.encoder.data.records import DatasetLayoutError
+    from aioreid.platform.pipeline.datasets import SPLITS
+    from aioreid.platform.pipeline.datasets import import_dataset as run
+
+    svc = _services()
+    try:
+        summary = run(svc, root, name, splits=split or SPLITS)
+    except (DatasetLayoutError, KeyError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        svc.close()
+    typer.echo(
+        f"job {summary.job_id}: {summary.imported} images imported, {summary.failed} failed, "
+        f"{summary.skipped_query_material} sketches/captions skipped (query material)"
+    )
+
+
+def search(
+    text: Annotated[str | None, typer.Option(help="description")] = None,
+    rgb: Annotated[Path | None, typer.Option(help="RGB image")] = None,
+    ir: Annotated[Path | None, typer.Option(help="infrared image")] = None,
+    sketch: Annotated[Path | None, typer.Option(help="sketch image")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Search the live index in this process and print the hits."""
+    from aioreid.platform.search.schemas import SearchOptions
+    from aioreid.platform.search.service import QueryError, SearchService
+
+    parts: dict[str, object] = {}
+    for name, path in (("rgb", rgb), ("ir", ir), ("sketch", sketch)):
+        if path is not None:
+            if not path.is_file():
+                raise _fail(f"no such file: {path}")
+            parts[name] = path.read_bytes()
+    if text:
+        parts["text"] = text
+    svc = _services()
+    try:
+        res = SearchService(svc).search(parts, options=SearchOptions(limit=limit))  # type: ignore[arg-type]
+    except QueryError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        svc.close()
+    if as_json:
+        typer.echo(res.model_dump_json(indent=2))
+        return
+    typer.echo(f"{len(res.hits)} hits ({res.took_ms:.0f} ms, encoder {res.encoder_version})")
+    for h in res.hits:
+        typer.echo(
+            f"  sighting {h.sighting_id:>6}  score {h.score:.3f}  {h.camera or '-':<14} "
+            f"{h.time.isoformat() if h.time else '-':<26} identity {h.identity_id or '-'}  "
+            f"[{h.best_part}]"
+        )
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="bind address")] = None,
+    port: Annotated[int | None, typer.Option(help="port")] = None,
+) -> None:
+    """Serve the search API with uvicorn."""
+    import uvicorn
+
+    from aioreid.platform.api.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings=settings),
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(db_app, name="db")
+    app.add_typer(keys_app, name="keys")
+    app.command()(ingest)
+    app.command("import")(import_dataset)
+    app.command()(search)
+    app.command()(api)

@@ -24,8 +24,8 @@ from aioreid.platform.services import EncoderUnavailable, Services
 from aioreid.platform.storage import StorageUnavailable
 
 _ERRORS: list[tuple[type[Exception], int]] = [
-    (QueryError, status.HTTP_422_UNPROCESSABLE_ENTITY),
-    (DimensionMismatch, status.HTTP_422_UNPROCESSABLE_ENTITY),
+    (QueryError, 422),
+    (DimensionMismatch, 422),
     (NotFound, status.HTTP_404_NOT_FOUND),
     (CollectionNotFound, status.HTTP_503_SERVICE_UNAVAILABLE),
     (ReviewError, status.HTTP_409_CONFLICT),

@@ -59,9 +59,7 @@ def ingest_upload(
 ) -> JobCreated:
     """Upload files and start an ingest job over them."""
     if len(files) > MAX_FILES:
-        raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"at most {MAX_FILES} files per request"
-        )
+        raise HTTPException(413, f"at most {MAX_FILES} files per request")
     limit = int(svc.settings.api.max_upload_mb * 1024 * 1024)
     items = [
         {
@@ -112,7 +110,7 @@ def ingest_folder(
         try:
             ds = load_dataset(body.dataset, root)
         except (FileNotFoundError, ValueError, KeyError) as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise HTTPException(422, str(exc)) from None
         items, _ = dataset_items(ds.name, [*ds.train, *ds.query, *ds.gallery])
         opts = IngestOptions(detector="crops")
     else:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from pydantic import ValidationError
 
 from aioreid.platform.api.deps import Caller, get_services, require_key
-from aioreid.platform.api.schemas import SimilarRequest
+from aioreid.platform.api.schemas import SimilarRequest, known_keys
 from aioreid.platform.api.uploads import read_upload
 from aioreid.platform.search.schemas import SearchFilters, SearchOptions, SearchResponse
 from aioreid.platform.search.service import SearchService
@@ -21,16 +21,16 @@ def _filters(raw: str | None) -> SearchFilters:
     if not raw:
         return SearchFilters()
     try:
-        return SearchFilters.model_validate(json.loads(raw))
+        return SearchFilters.model_validate(known_keys(SearchFilters, json.loads(raw)))
     except json.JSONDecodeError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY, f"filters is not valid JSON: {exc.msg}"
-        ) from None
+        raise HTTPException(422, f"filters is not valid JSON: {exc.msg}") from None
     except ValidationError as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             [{"loc": ["filters", *e["loc"]], "msg": e["msg"]} for e in exc.errors()],
         ) from None
+    except ValueError as exc:  # unknown keys, from known_keys
+        raise HTTPException(422, [{"loc": ["filters"], "msg": str(exc)}]) from None
 
 
 @router.post("/search", response_model=SearchResponse)
@@ -58,7 +58,7 @@ def search(
         parts["text"] = text
     if not parts:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            422,
             "a query needs at least one part: text, rgb, ir or sketch",
         )
     options = SearchOptions(

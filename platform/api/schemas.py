@@ -5,14 +5,38 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aioreid.platform.search.schemas import SearchFilters, SearchOptions
 
 
+def known_keys(model: type[BaseModel], data: object) -> object:
+    """``data`` unchanged; ValueError when it is a dict with keys ``model`` does not have.
+
+    The search models ignore unknown keys, so a misspelt filter would silently match all."""
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - set(model.model_fields))
+        if unknown:
+            known = ", ".join(model.model_fields)
+            raise ValueError(f"unknown field(s) {', '.join(map(str, unknown))}; known: {known}")
+    return data
+
+
 class SimilarRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     filters: SearchFilters = Field(default_factory=SearchFilters)
     options: SearchOptions = Field(default_factory=SearchOptions)
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _known_filters(cls, v: object) -> object:
+        return known_keys(SearchFilters, v)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _known_options(cls, v: object) -> object:
+        return known_keys(SearchOptions, v)
 
 
 class ConfirmRequest(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import HTTPException, UploadFile, status
+from fastapi import HTTPException, UploadFile
 
 _CHUNK = 1024 * 1024
 
@@ -17,9 +17,9 @@ def read_upload(upload: UploadFile, limit_bytes: int, *, field: str) -> bytes:
         buf.extend(chunk)
         if len(buf) > limit_bytes:
             raise HTTPException(
-                status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+                413,
                 f"{field}: upload is over the {limit_bytes / (1024 * 1024):.3g} MB limit",
             )
     if not buf:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"{field}: empty upload")
+        raise HTTPException(422, f"{field}: empty upload")
     return bytes(buf)

@@ -52,6 +52,7 @@ class IngestOptions:
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     crops: CropPolicy = field(default_factory=CropPolicy)
     window: int = 24
+    batch_media: int = 32
     max_bytes: int = MAX_MEDIA_BYTES
 
 
@@ -158,6 +159,27 @@ def _encode_jpeg(img: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
+_FAILURES = (MediaDecodeError, EncoderInputError, StorageError, ValueError)
+
+
+@dataclass(frozen=True)
+class MediaTask:
+    """One registered media to process, with what a dataset import knows about it."""
+
+    media_id: int
+    source_label: str | None = None
+    attributes: dict[str, str] | None = None
+
+
+@dataclass
+class _Prepared:
+    slot: int
+    task: MediaTask
+    snap: dict
+    pending: list[_Pending]
+    vectors: np.ndarray | None = None
+
+
 def process_media(
     svc: Services,
     media_id: int,
@@ -168,49 +190,81 @@ def process_media(
     collection: str | None = None,
 ) -> MediaResult:
     """Run one registered media through the pipeline (a no-op when it is already done)."""
+    task = MediaTask(media_id, source_label, attributes)
+    return process_batch(svc, [task], options, collection=collection)[0]
+
+
+def process_batch(
+    svc: Services,
+    tasks: Sequence[MediaTask],
+    options: IngestOptions = IngestOptions(),
+    *,
+    collection: str | None = None,
+) -> list[MediaResult]:
+    """Process several media with ONE encoder pass per modality over all their crops.
+
+    Each media still succeeds or fails on its own: a media whose decode, crops or rows fail
+    is marked failed with the reason; the others are indexed.
+    """
+    results: dict[int, MediaResult] = {}
+    prepared: list[_Prepared] = []
+    for slot, task in enumerate(tasks):
+        snap = _claim(svc, task.media_id)
+        if snap is None:
+            results[slot] = MediaResult(task.media_id, "done", skipped=True)
+            continue
+        try:
+            prepared.append(_Prepared(slot, task, snap, _prepare(svc, snap, options)))
+        except _FAILURES as exc:
+            results[slot] = _mark_failed(svc, task.media_id, snap, exc)
+    _encode(svc, prepared, results)
+    target = collection or (svc.live_collection() if prepared else "")
+    for prep in prepared:
+        if prep.slot in results:
+            continue
+        try:
+            n = _commit(svc, prep, target)
+            results[prep.slot] = MediaResult(prep.task.media_id, "done", sightings=n)
+        except _FAILURES as exc:
+            results[prep.slot] = _mark_failed(svc, prep.task.media_id, prep.snap, exc)
+    return [results[i] for i in range(len(tasks))]
+
+
+def _claim(svc: Services, media_id: int) -> dict | None:
+    """Mark the media processing and snapshot what the later steps need (None: done)."""
     with svc.sessions.begin() as s:
         media = s.get(Media, media_id)
         if media is None:
             raise KeyError(f"media {media_id} does not exist")
         if media.status == "done":
-            return MediaResult(media_id, "done", skipped=True)
+            return None
         media.status = "processing"
-        snapshot = {
+        return {
             "sha": media.sha256,
             "key": media.object_key,
             "kind": media.kind,
             "name": media.original_name or "",
             "camera_id": media.camera_id,
-            "modality": media.camera.modality if media.camera is not None else "rgb",
+            "modality": str(media.camera.modality) if media.camera is not None else "rgb",
             "start": _utc(media.start_time),
             "job_id": media.job_id,
         }
-    try:
-        n = _run(svc, media_id, snapshot, options, source_label, attributes, collection)
-    except (MediaDecodeError, EncoderInputError, StorageError, ValueError) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        log.warning("media %s failed: %s", media_id, reason)
-        with svc.sessions.begin() as s:
-            media = s.get(Media, media_id)
-            assert media is not None
-            media.status, media.error = "failed", reason[:2000]
-            if snapshot["job_id"] is not None:
-                crud.add_job_failure(
-                    s, snapshot["job_id"], snapshot["name"] or str(media_id), reason
-                )
-        return MediaResult(media_id, "failed", error=reason)
-    return MediaResult(media_id, "done", sightings=n)
 
 
-def _run(
-    svc: Services,
-    media_id: int,
-    m: dict,
-    opts: IngestOptions,
-    source_label: str | None,
-    attributes: dict[str, str] | None,
-    collection: str | None,
-) -> int:
+def _mark_failed(svc: Services, media_id: int, snap: dict, exc: Exception) -> MediaResult:
+    reason = f"{type(exc).__name__}: {exc}"
+    log.warning("media %s failed: %s", media_id, reason)
+    with svc.sessions.begin() as s:
+        media = s.get(Media, media_id)
+        assert media is not None
+        media.status, media.error = "failed", reason[:2000]
+        if snap["job_id"] is not None:
+            crud.add_job_failure(s, snap["job_id"], snap["name"] or str(media_id), reason)
+    return MediaResult(media_id, "failed", error=reason)
+
+
+def _prepare(svc: Services, m: dict, opts: IngestOptions) -> list[_Pending]:
+    """Decode, detect, crop, filter and store the crops of one media."""
     data = svc.store.get_bytes(m["key"])
     detector = build_detector(opts.detector)
     frames = iter_frames(data, m["kind"], m["name"], opts.sampling)
@@ -219,23 +273,47 @@ def _run(
         p.key = svc.store.put_bytes(_encode_jpeg(p.image), kind="crops", ext=".jpg")
         b = p.box
         p.point = point_id(m["sha"], p.frame.index, b.x, b.y, b.w, b.h)
-    modality = m["modality"]
-    vectors = (
-        svc.encoder.embed([p.image for p in pending], modality)
-        if pending
-        else np.zeros((0, 1), np.float32)
-    )
-    target = collection or svc.live_collection()
+    return pending
+
+
+def _encode(svc: Services, prepared: list[_Prepared], results: dict[int, MediaResult]) -> None:
+    """Embed every crop of every prepared media, one batched call per modality; when a batch
+    fails, retry media by media so only the culprit fails."""
+    by_modality: dict[str, list[_Prepared]] = {}
+    for prep in prepared:
+        by_modality.setdefault(prep.snap["modality"], []).append(prep)
+    for modality, group in by_modality.items():
+        images = [p.image for prep in group for p in prep.pending]
+        try:
+            vectors = (
+                svc.encoder.embed(images, modality) if images else np.zeros((0, 1), np.float32)
+            )
+        except EncoderInputError:
+            for prep in group:
+                try:
+                    prep.vectors = svc.encoder.embed([p.image for p in prep.pending], modality)
+                except EncoderInputError as exc:
+                    results[prep.slot] = _mark_failed(svc, prep.task.media_id, prep.snap, exc)
+            continue
+        start = 0
+        for prep in group:
+            prep.vectors = vectors[start : start + len(prep.pending)]
+            start += len(prep.pending)
+
+
+def _commit(svc: Services, prep: _Prepared, target: str) -> int:
+    """Sighting rows (reusing ones a crashed run left), index points, media done."""
+    m, task, media_id = prep.snap, prep.task, prep.task.media_id
     identity_id: int | None = None
     with svc.sessions.begin() as s:
-        if source_label is not None:
-            identity_id = crud.get_or_create_labelled_identity(s, source_label).id
+        if task.source_label is not None:
+            identity_id = crud.get_or_create_labelled_identity(s, task.source_label).id
         existing = {
             row.point_id: row
             for row in s.scalars(select(Sighting).where(Sighting.media_id == media_id))
         }
         rows: list[Sighting] = []
-        for p in pending:
+        for p in prep.pending:
             row = existing.get(p.point)
             if row is None:
                 t = m["start"] + timedelta(seconds=p.frame.offset_s) if m["start"] else None
@@ -248,18 +326,19 @@ def _run(
                     box=(p.box.x, p.box.y, p.box.w, p.box.h),
                     quality=p.quality,
                     object_key=p.key,
-                    modality=modality,
+                    modality=m["modality"],
                     point_id=p.point,
-                    attributes=attributes,
-                    source_label=source_label,
+                    attributes=task.attributes,
+                    source_label=task.source_label,
                 )
                 if identity_id is not None:
                     crud.assign(s, row.id, identity_id, provenance="import", actor="import")
             rows.append(row)
         s.flush()
+        assert prep.vectors is not None
         points = [
             IndexPoint(row.point_id, vec, sighting_payload(row, identity_id))
-            for row, vec in zip(rows, vectors, strict=True)
+            for row, vec in zip(rows, prep.vectors, strict=True)
         ]
     if points:
         svc.index.upsert(target, points)
@@ -337,6 +416,35 @@ def ingest_file(svc: Services, path: str | Path, **kwargs: object) -> MediaResul
     return ingest_bytes(svc, data, path.name, **kwargs)  # type: ignore[arg-type]
 
 
+def _register_item(
+    svc: Services, item: dict, options: IngestOptions, job_id: int | None
+) -> MediaTask | MediaResult:
+    """Store one item and create its media row, or the failed result saying why not."""
+    item = dict(item)
+    label, attrs = item.pop("source_label", None), item.pop("attributes", None)
+    if "data" in item:
+        data, name = item.pop("data"), item.pop("name")
+    else:
+        path = Path(item.pop("path"))
+        name = str(path)
+        try:
+            size = path.stat().st_size
+            if size > options.max_bytes:
+                raise IngestError(
+                    f"{path.name}: {size} bytes is over the {options.max_bytes}-byte limit"
+                )
+            data = path.read_bytes()
+        except (OSError, IngestError) as exc:
+            return _refused(svc, job_id, name, exc)
+    try:
+        media_id = register_media(
+            svc, data, name, job_id=job_id, max_bytes=options.max_bytes, **item
+        )
+    except (IngestError, MediaDecodeError, StorageError) as exc:
+        return _refused(svc, job_id, name, exc)
+    return MediaTask(media_id, label, attrs)
+
+
 def ingest_many(
     svc: Services,
     items: Sequence[dict],
@@ -348,11 +456,12 @@ def ingest_many(
     progress: bool = True,
     job_id: int | None = None,
 ) -> tuple[int, list[MediaResult]]:
-    """Ingest ``items`` as one job: keyword dicts for :func:`ingest_file` (with a ``path``)
-    or :func:`ingest_bytes` (with ``data`` and ``name``).
+    """Ingest ``items`` as one job, ``options.batch_media`` media per encoder pass.
 
-    Returns the job id and the per-file results; progress and failures are kept on the job
-    (a new one unless ``job_id`` names an existing job).
+    Items are keyword dicts: a ``path`` or ``data`` + ``name``, and optionally ``camera``,
+    ``modality``, ``start_time``, ``source_label``, ``attributes``. Returns the job id and
+    the per-item results; progress and failures are kept on the job (a new one unless
+    ``job_id`` names an existing job).
     """
     from tqdm.auto import tqdm
 
@@ -364,20 +473,26 @@ def ingest_many(
             job_id = job.id
         crud.update_job_progress(s, job_id, status="running")
     results: list[MediaResult] = []
-    bar = tqdm(items, desc=f"ingest {source or job_kind}", unit="file", disable=not progress)
-    for item in bar:
-        if "data" in item:
-            item = dict(item)
-            res = ingest_bytes(
-                svc, item.pop("data"), item.pop("name"), options=options, job_id=job_id, **item
-            )
-        else:
-            res = ingest_file(svc, options=options, job_id=job_id, **item)
-        results.append(res)
+    bar = tqdm(
+        total=len(items), desc=f"ingest {source or job_kind}", unit="file", disable=not progress
+    )
+    step = max(1, options.batch_media)
+    for start in range(0, len(items), step):
+        chunk = items[start : start + step]
+        registered = [_register_item(svc, item, options, job_id) for item in chunk]
+        tasks = [r for r in registered if isinstance(r, MediaTask)]
+        done = iter(process_batch(svc, tasks, options))
+        chunk_results = [r if isinstance(r, MediaResult) else next(done) for r in registered]
+        results.extend(chunk_results)
         with svc.sessions.begin() as s:
             crud.update_job_progress(
-                s, job_id, processed_delta=1, failed_delta=int(res.status == "failed")
+                s,
+                job_id,
+                processed_delta=len(chunk_results),
+                failed_delta=sum(r.status == "failed" for r in chunk_results),
             )
+        bar.update(len(chunk))
+    bar.close()
     with svc.sessions.begin() as s:
         crud.update_job_progress(s, job_id, status="done")
     return job_id, results

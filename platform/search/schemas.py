@@ -5,14 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 QUERY_MODALITIES = ("rgb", "ir", "sketch", "text")
 ReviewFilter = Literal["any", "confirmed", "unreviewed"]
 
 
 class SearchFilters(BaseModel):
-    """Restrictions on the gallery; every field is optional."""
+    """Restrictions on the gallery; every field is optional (a misspelt one is an error)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     cameras: list[int] | None = Field(default=None, description="camera ids")
     time_from: datetime | None = None
@@ -36,6 +38,8 @@ class SearchFilters(BaseModel):
 
 
 class SearchOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     limit: int = Field(default=20, ge=1, le=500)
     offset: int = Field(default=0, ge=0, le=10_000)
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)

@@ -79,8 +79,13 @@ class SearchService:
             if name not in QUERY_MODALITIES:
                 raise QueryError(f"unknown query part {name!r}; use {', '.join(QUERY_MODALITIES)}")
         enc = self.svc.encoder
+        singles = {}
+        for name, value in parts.items():
+            try:
+                singles[name] = enc.embed([value], name)[0]
+            except EncoderInputError as exc:
+                raise QueryError(f"{name}: {exc}") from None
         try:
-            singles = {name: enc.embed([value], name)[0] for name, value in parts.items()}
             combined = (
                 singles[next(iter(parts))] if len(parts) == 1 else enc.embed_query(dict(parts))
             )
@@ -208,6 +213,7 @@ class SearchService:
                     )
                 )
             }
+        rejected_any = {sid for sid, _ in rejected}
         out = []
         for h in raw:
             sid = int(h.payload["sighting"])
@@ -218,7 +224,7 @@ class SearchService:
             ident = a.identity_id if a is not None else None
             if a is not None and a.provenance == "analyst":
                 review = "confirmed"
-            elif (sid, ident) in rejected:
+            elif (sid, ident) in rejected or (ident is None and sid in rejected_any):
                 review = "rejected"
             else:
                 review = "unreviewed"

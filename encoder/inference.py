@@ -69,6 +69,8 @@ def _as_array(item: ImageInput, modality: Modality) -> np.ndarray:
     if isinstance(item, str | Path):
         try:
             data = Path(item).read_bytes()
+        except FileNotFoundError:
+            raise EncoderInputError(f"image file not found: {item}") from None
         except OSError as exc:
             raise EncoderInputError(
                 f"cannot read image file {item}: {exc.strerror or exc}"
@@ -109,6 +111,8 @@ class Encoder:
         self.model = model.to(self.device).eval()
         self.batch_size = batch_size
         self.checkpoint_hash = checkpoint_hash
+        #: Where the checkpoint was loaded from (None for in-memory models).
+        self.source: str | None = None
         size = tuple(model.config.image_size)
         self._transforms = {
             m: eval_transform(size, m)  # type: ignore[arg-type]
@@ -138,7 +142,9 @@ class Encoder:
         config = AIOConfig.from_dict({**state["config"], "local_files_only": local_files_only})
         model = AIOModel(config)
         model.load_trainable_state_dict(state)
-        return cls(model, digest, device=device, batch_size=batch_size)
+        encoder = cls(model, digest, device=device, batch_size=batch_size)
+        encoder.source = str(path.resolve())
+        return encoder
 
     @classmethod
     def untrained(cls, config: AIOConfig, *, seed: int = 0, device: str = "auto") -> Encoder:

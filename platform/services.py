@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -19,6 +20,7 @@ from aioreid.platform.config import Profile, Settings
 from aioreid.platform.db import crud
 from aioreid.platform.db.engine import engine_from_settings, session_factory
 from aioreid.platform.db.migrate import init_database
+from aioreid.platform.db.models import EncoderVersion, IndexGeneration
 from aioreid.platform.index import VectorIndex, build_index
 from aioreid.platform.storage import ObjectStore, build_store
 
@@ -35,6 +37,7 @@ class Services:
     store: ObjectStore
     index: VectorIndex
     _encoder: Encoder | None = None
+    _by_version: dict[str, Encoder] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -47,7 +50,7 @@ class Services:
         if migrate if migrate is not None else settings.profile is Profile.EMBEDDED:
             init_database(url)
         engine = engine_from_settings(settings)
-        return cls(
+        svc = cls(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
@@ -55,13 +58,17 @@ class Services:
             index=build_index(settings),
             _encoder=encoder,
         )
+        if encoder is not None:
+            svc._by_version[encoder.version] = encoder
+        return svc
 
     @property
     def encoder(self) -> Encoder:
-        """The configured encoder, loaded on first use."""
+        """The configured encoder (the one new index generations are built with)."""
         with self._lock:
             if self._encoder is None:
                 self._encoder = self._load_encoder()
+                self._by_version[self._encoder.version] = self._encoder
             return self._encoder
 
     def _load_encoder(self) -> Encoder:
@@ -74,32 +81,88 @@ class Services:
             raise EncoderUnavailable(
                 "no encoder checkpoint: set AIOREID_ENCODER__CHECKPOINT or run `aioreid train`"
             )
+        return self._load(Path(ckpt))
+
+    def _load(self, path: Path) -> Encoder:
+        cfg = self.settings.encoder
         return Encoder.load(
-            ckpt,
+            path,
             device=cfg.device,
             batch_size=cfg.batch_size,
             local_files_only=cfg.local_files_only,
         )
 
-    def live_collection(self) -> str:
-        """The collection of the current encoder, created (and made live when nothing is) on
-        first use; the encoder version is registered in the database."""
-        enc = self.encoder
-        name = self.index.collection_for_version(enc.version)
-        self.index.create_collection(name, enc.dim, quantization=self.settings.index.quantization)
+    def register_encoder(self, enc: Encoder) -> int:
+        """Record an encoder version (and keep it loaded); returns its row id."""
+        with self._lock:
+            self._by_version.setdefault(enc.version, enc)
         with self.sessions.begin() as s:
-            version = crud.register_encoder_version(
+            row = crud.register_encoder_version(
                 s,
                 version=enc.version,
                 backbone=enc.model.backbone.backbone_id,
-                checkpoint=enc.checkpoint_hash,
+                checkpoint=enc.source,
                 dim=enc.dim,
             )
-            if self.index.resolve_alias(self.settings.index.alias) is None:
-                gen = crud.create_generation(s, encoder_version_id=version.id, collection=name)
+            return row.id
+
+    def encoder_for(self, version: str) -> Encoder:
+        """The encoder that made ``version``'s vectors (loaded from its checkpoint once)."""
+        with self._lock:
+            if version in self._by_version:
+                return self._by_version[version]
+        with self.sessions() as s:
+            row = s.scalar(select(EncoderVersion).where(EncoderVersion.version == version))
+            path = row.checkpoint if row is not None else None
+        if path is None or not Path(path).is_file():
+            raise EncoderUnavailable(
+                f"encoder {version!r} is not loaded here and its checkpoint is unknown or missing"
+            )
+        enc = self._load(Path(path))
+        if enc.version != version:
+            raise EncoderUnavailable(
+                f"checkpoint {path} now gives encoder {enc.version}, not {version}"
+            )
+        with self._lock:
+            return self._by_version.setdefault(version, enc)
+
+    def live(self) -> tuple[str, Encoder]:
+        """The collection behind the search alias and the encoder that built it.
+
+        When nothing is live yet, the configured encoder's collection is created and made
+        live. After a re-index swaps the alias, the next call follows it: the new encoder is
+        loaded here and searches never mix vector spaces.
+        """
+        collection = self.index.resolve_alias(self.alias)
+        if collection is None:
+            return self._bootstrap()
+        with self.sessions() as s:
+            version = s.scalar(
+                select(EncoderVersion.version)
+                .join(IndexGeneration, IndexGeneration.encoder_version_id == EncoderVersion.id)
+                .where(IndexGeneration.collection == collection)
+            )
+        if version is None:
+            raise EncoderUnavailable(f"the live collection {collection!r} has no generation row")
+        return collection, self.encoder_for(version)
+
+    def _bootstrap(self) -> tuple[str, Encoder]:
+        enc = self.encoder
+        name = self.index.collection_for_version(enc.version)
+        self.index.create_collection(name, enc.dim, quantization=self.settings.index.quantization)
+        version_id = self.register_encoder(enc)
+        with self.sessions.begin() as s:
+            gen = s.scalar(select(IndexGeneration).where(IndexGeneration.collection == name))
+            if gen is None:
+                gen = crud.create_generation(s, encoder_version_id=version_id, collection=name)
+            if gen.status != "live":
                 crud.set_generation_status(s, gen.id, "live")
-                self.index.set_alias(self.settings.index.alias, name)
-        return name
+        self.index.set_alias(self.alias, name)
+        return name, enc
+
+    def live_collection(self) -> str:
+        """The collection behind the search alias (created on first use)."""
+        return self.live()[0]
 
     @property
     def alias(self) -> str:

@@ -19,7 +19,7 @@ from aioreid.platform.db import crud
 from aioreid.platform.index import CollectionNotFound, DimensionMismatch
 from aioreid.platform.pipeline.runner import InProcessRunner, JobRunner
 from aioreid.platform.search.review import ReviewError
-from aioreid.platform.search.service import IndexNotReady, NotFound, QueryError
+from aioreid.platform.search.service import NotFound, QueryError
 from aioreid.platform.services import EncoderUnavailable, Services
 from aioreid.platform.storage import StorageUnavailable
 
@@ -30,7 +30,6 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (CollectionNotFound, status.HTTP_503_SERVICE_UNAVAILABLE),
     (ReviewError, status.HTTP_409_CONFLICT),
     (EncoderUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
-    (IndexNotReady, status.HTTP_503_SERVICE_UNAVAILABLE),
     (StorageUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from sqlalchemy import select
 
-from aioreid.encoder.inference import EncoderInputError
+from aioreid.encoder.inference import Encoder, EncoderInputError
 from aioreid.platform.db import crud
 from aioreid.platform.db.models import Media, Sighting
 from aioreid.platform.index import IndexPoint, point_id
@@ -187,19 +187,16 @@ def process_media(
     *,
     source_label: str | None = None,
     attributes: dict[str, str] | None = None,
-    collection: str | None = None,
 ) -> MediaResult:
     """Run one registered media through the pipeline (a no-op when it is already done)."""
     task = MediaTask(media_id, source_label, attributes)
-    return process_batch(svc, [task], options, collection=collection)[0]
+    return process_batch(svc, [task], options)[0]
 
 
 def process_batch(
     svc: Services,
     tasks: Sequence[MediaTask],
     options: IngestOptions = IngestOptions(),
-    *,
-    collection: str | None = None,
 ) -> list[MediaResult]:
     """Process several media with ONE encoder pass per modality over all their crops.
 
@@ -217,8 +214,10 @@ def process_batch(
             prepared.append(_Prepared(slot, task, snap, _prepare(svc, snap, options)))
         except _FAILURES as exc:
             results[slot] = _mark_failed(svc, task.media_id, snap, exc)
-    _encode(svc, prepared, results)
-    target = collection or (svc.live_collection() if prepared else "")
+    if not prepared:
+        return [results[i] for i in range(len(tasks))]
+    target, encoder = svc.live()
+    _encode(encoder, svc, prepared, results)
     for prep in prepared:
         if prep.slot in results:
             continue
@@ -276,7 +275,9 @@ def _prepare(svc: Services, m: dict, opts: IngestOptions) -> list[_Pending]:
     return pending
 
 
-def _encode(svc: Services, prepared: list[_Prepared], results: dict[int, MediaResult]) -> None:
+def _encode(
+    encoder: Encoder, svc: Services, prepared: list[_Prepared], results: dict[int, MediaResult]
+) -> None:
     """Embed every crop of every prepared media, one batched call per modality; when a batch
     fails, retry media by media so only the culprit fails."""
     by_modality: dict[str, list[_Prepared]] = {}
@@ -285,13 +286,11 @@ def _encode(svc: Services, prepared: list[_Prepared], results: dict[int, MediaRe
     for modality, group in by_modality.items():
         images = [p.image for prep in group for p in prep.pending]
         try:
-            vectors = (
-                svc.encoder.embed(images, modality) if images else np.zeros((0, 1), np.float32)
-            )
+            vectors = encoder.embed(images, modality) if images else np.zeros((0, 1), np.float32)
         except EncoderInputError:
             for prep in group:
                 try:
-                    prep.vectors = svc.encoder.embed([p.image for p in prep.pending], modality)
+                    prep.vectors = encoder.embed([p.image for p in prep.pending], modality)
                 except EncoderInputError as exc:
                     results[prep.slot] = _mark_failed(svc, prep.task.media_id, prep.snap, exc)
             continue

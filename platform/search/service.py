@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 import numpy as np
 from sqlalchemy import select
 
-from aioreid.encoder.inference import EncoderInputError
+from aioreid.encoder.inference import Encoder, EncoderInputError
 from aioreid.platform.db.models import Assignment, Camera, Identity, ReviewDecision, Sighting
 from aioreid.platform.index import SearchFilter
 from aioreid.platform.search.schemas import (
@@ -41,10 +41,6 @@ class NotFound(LookupError):
     """A sighting or identity that does not exist."""
 
 
-class IndexNotReady(RuntimeError):
-    """The live index was built by another encoder version than the one loaded here."""
-
-
 def _ts(t: datetime | None) -> float | None:
     if t is None:
         return None
@@ -55,30 +51,17 @@ class SearchService:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
 
-    # ---------------------------------------------------------------- target
-    def _collection(self) -> str:
-        own = self.svc.index.collection_for_version(self.svc.encoder.version)
-        live = self.svc.index.resolve_alias(self.svc.alias)
-        if live is None:
-            return self.svc.live_collection()
-        if live != own:
-            raise IndexNotReady(
-                f"the live index {live!r} was built by another encoder than the loaded one "
-                f"({self.svc.encoder.version}); reload the API after the re-index swap"
-            )
-        return live
-
     # ---------------------------------------------------------------- queries
     def embed_parts(
-        self, parts: Mapping[str, QueryInput]
+        self, parts: Mapping[str, QueryInput], enc: Encoder | None = None
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The combined query vector and one vector per part."""
+        """The combined query vector and one vector per part (with the live encoder)."""
         if not parts:
             raise QueryError("a query needs at least one part: rgb, ir, sketch or text")
         for name in parts:
             if name not in QUERY_MODALITIES:
                 raise QueryError(f"unknown query part {name!r}; use {', '.join(QUERY_MODALITIES)}")
-        enc = self.svc.encoder
+        enc = enc or self.svc.live()[1]
         singles = {}
         for name, value in parts.items():
             try:
@@ -100,8 +83,11 @@ class SearchService:
         options: SearchOptions | None = None,
     ) -> SearchResponse:
         t0 = time.perf_counter()
-        vector, singles = self.embed_parts(parts)
-        return self._search_vector(vector, singles, filters, options, exclude=(), t0=t0)
+        collection, enc = self.svc.live()
+        vector, singles = self.embed_parts(parts, enc)
+        return self._search_vector(
+            collection, enc.version, vector, singles, filters, options, exclude=(), t0=t0
+        )
 
     def find_similar(
         self,
@@ -117,7 +103,7 @@ class SearchService:
                 raise NotFound(f"sighting {sighting_id} does not exist")
             point, modality = row.point_id, row.modality
             identity = _active_identity(s, sighting_id)
-        collection = self._collection()
+        collection, enc = self.svc.live()
         found = self.svc.index.retrieve(collection, [point], with_vectors=True)
         if not found:
             raise NotFound(f"sighting {sighting_id} is not in the live index {collection!r}")
@@ -126,12 +112,21 @@ class SearchService:
         if options.for_identity is None and identity is not None:
             options = options.model_copy(update={"for_identity": identity})
         return self._search_vector(
-            vec, {f"sighting:{modality}": vec}, filters, options, exclude=(sighting_id,), t0=t0
+            collection,
+            enc.version,
+            vec,
+            {f"sighting:{modality}": vec},
+            filters,
+            options,
+            exclude=(sighting_id,),
+            t0=t0,
         )
 
     # ---------------------------------------------------------------- core
     def _search_vector(
         self,
+        collection: str,
+        version: str,
         vector: np.ndarray,
         singles: Mapping[str, np.ndarray],
         filters: SearchFilters | None,
@@ -142,7 +137,6 @@ class SearchService:
     ) -> SearchResponse:
         filters = filters or SearchFilters()
         options = options or SearchOptions()
-        collection = self._collection()
         rejected = self._rejected(options.for_identity)
         flt = SearchFilter(
             cameras=filters.cameras,
@@ -166,7 +160,7 @@ class SearchService:
         groups = self._group(page) if options.group_by_identity else None
         return SearchResponse(
             query_parts=list(singles),
-            encoder_version=self.svc.encoder.version,
+            encoder_version=version,
             collection=collection,
             hits=page,
             groups=groups,

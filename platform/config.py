@@ -83,6 +83,21 @@ class BrokerSettings(BaseModel):
     run_in_process: bool = Field(
         default=True, description="embedded profile runs pipeline steps in-process, no broker"
     )
+    chunk_size: int = Field(default=32, gt=0, description="media per ingest task")
+    visibility_timeout_s: int = Field(
+        default=3600,
+        gt=0,
+        description="Redis: a task a dead worker never acknowledged is redelivered after this",
+    )
+    task_max_retries: int = Field(default=5, ge=0)
+    retry_backoff_s: float = Field(default=2.0, gt=0, description="first retry delay, doubled")
+    reindex_every_s: float = Field(
+        default=300.0, gt=0, description="beat: how often to look for a new encoder version"
+    )
+    retention_every_s: float = Field(default=3600.0, gt=0, description="beat: retention sweep")
+    retention_days: float | None = Field(
+        default=None, gt=0, description="media older than this are deleted; None keeps all"
+    )
 
 
 class EncoderSettings(BaseModel):

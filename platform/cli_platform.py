@@ -185,6 +185,44 @@ def api(
     )
 
 
+def ui(
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port")] = 8501,
+    api_url: Annotated[
+        str | None,
+        typer.Option(help="search API to use; default: the API in-process (embedded profile)"),
+    ] = None,
+) -> None:
+    """Start the Streamlit console."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    spec = importlib.util.find_spec("aioreid.ui.app")
+    if spec is None or spec.origin is None:
+        raise _fail("the console (aioreid.ui.app) is not installed")
+    env = dict(os.environ)
+    if api_url:
+        env["AIOREID_UI_API_URL"] = api_url
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        spec.origin,
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(db_app, name="db")
     app.add_typer(keys_app, name="keys")
@@ -192,3 +230,4 @@ def register(app: typer.Typer) -> None:
     app.command("import")(import_dataset)
     app.command()(search)
     app.command()(api)
+    app.command()(ui)

@@ -228,17 +228,29 @@ class Client:
         detector: str = "crops",
         start_time: datetime | None = None,
     ) -> JobCreated:
-        """Upload files and start an ingest job."""
-        files = [
-            ("files", (Path(p).name, Path(p).read_bytes(), "application/octet-stream"))
-            for p in paths
-        ]
+        """Upload files from disk and start an ingest job."""
+        files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
+        return self.upload_files(
+            files, camera=camera, modality=modality, detector=detector, start_time=start_time
+        )
+
+    def upload_files(
+        self,
+        files: Sequence[tuple[str, bytes]],
+        *,
+        camera: str | None = None,
+        modality: str = "rgb",
+        detector: str = "crops",
+        start_time: datetime | None = None,
+    ) -> JobCreated:
+        """Start an ingest job over in-memory files given as ``(name, bytes)``."""
+        parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
         data: dict[str, str] = {"modality": modality, "detector": detector}
         if camera:
             data["camera"] = camera
         if start_time:
             data["start_time"] = start_time.isoformat()
-        return JobCreated.model_validate(self._call("POST", "/v1/ingest", data=data, files=files))
+        return JobCreated.model_validate(self._call("POST", "/v1/ingest", data=data, files=parts))
 
     def ingest_folder(
         self,

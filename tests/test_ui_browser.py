@@ -1,0 +1,185 @@
+"""The console in a real browser: `aioreid ui` on 127.0.0.1 over an embedded demo index,
+driven by Debian's chromium (installed by `make test`'s set-up): sign in, text search, a review
+action, the result checked in the database, and a screenshot saved."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from platform_fixtures import jpeg, person_image
+from sqlalchemy import create_engine, text
+
+from aioreid.encoder.model import AIOConfig, AIOModel
+
+KEY = "browser-test-key-0123456789"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SCREENSHOT_DIR = Path(os.environ.get("AIOREID_SCREENSHOT_DIR", "var/screenshots"))
+
+
+def _need_browser() -> None:
+    if Path(CHROMIUM).exists() and Path(DRIVER).exists():
+        return
+    why = "Debian chromium + chromium-driver not installed (make test installs them)"
+    if os.environ.get("AIOREID_TEST_REQUIRE_BROWSER") == "1":
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def console_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    _need_browser()
+    from platform_fixtures import make_settings
+
+    from aioreid.platform.pipeline.ingest import ingest_many
+    from aioreid.platform.services import Services
+
+    tmp = tmp_path_factory.mktemp("browser")
+    home = tmp / "home"
+    torch.manual_seed(0)
+    ckpt = AIOModel(AIOConfig(backbone="tiny", image_size=(64, 32), text_max_len=24)).save(
+        tmp / "final.pt"
+    )
+    # Ingest with the same encoder the console's API will load, then close (one process
+    # may hold the embedded index at a time).
+    from aioreid.encoder.inference import Encoder
+
+    settings = make_settings(home, None, index_backend="edge")
+    settings = settings.model_copy(
+        update={"encoder": settings.encoder.model_copy(update={"checkpoint": ckpt})}
+    )
+    svc = Services.from_settings(settings, encoder=Encoder.load(ckpt, device="cpu"))
+    items = [
+        {"data": jpeg(person_image(i)), "name": f"p{i}.jpg", "camera": "gate"} for i in range(8)
+    ]
+    ingest_many(svc, items, progress=False)
+    svc.close()
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AIOREID_HOME": str(home),
+        "AIOREID_INDEX__BACKEND": "edge",
+        "AIOREID_ENCODER__CHECKPOINT": str(ckpt),
+        "AIOREID_ENCODER__DEVICE": "cpu",
+        "AIOREID_API__BOOTSTRAP_API_KEY": KEY,
+    }
+    env.pop("AIOREID_UI_API_URL", None)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "aioreid"), "ui", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    import urllib.request
+
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                out = proc.stdout.read().decode() if proc.stdout else ""
+                pytest.fail(f"aioreid ui exited early:\n{out}")
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("the console did not start within 60 s")
+    yield url, home
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1400",
+    ):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver, cond, timeout: float = 90):  # type: ignore[no-untyped-def]
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.3).until(cond)
+
+
+def _button(driver, label: str):  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+
+    def find(d):  # type: ignore[no-untyped-def]
+        for b in d.find_elements(By.TAG_NAME, "button"):
+            if b.text.strip() == label and b.is_enabled():
+                return b
+        return False
+
+    return _wait(driver, find)
+
+
+def test_text_search_and_review_in_a_real_browser(console_url, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    url, home = console_url
+    d = browser
+    d.get(url)
+    key_box = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[type='password']"))
+    key_box.send_keys(KEY)
+    _button(d, "Sign in").click()
+    box = _wait(d, lambda d: d.find_element(By.TAG_NAME, "textarea"))
+    box.send_keys("a person with a red top")
+    box.send_keys(Keys.CONTROL, Keys.ENTER)  # commit the text area
+    _button(d, "Search").click()
+    _wait(d, lambda d: "sightings in" in d.find_element(By.TAG_NAME, "body").text)
+    _wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "img")) >= 8)
+    body = d.find_element(By.TAG_NAME, "body").text
+    assert "8 sightings in" in body and "gate" in body
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    shot = SCREENSHOT_DIR / "console-search-test.png"
+    d.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
+    _button(d, "New identity").click()
+    _wait(d, lambda d: "is now identity" in d.find_element(By.TAG_NAME, "body").text)
+
+    engine = create_engine(f"sqlite:///{home / 'aioreid.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT a.provenance, a.actor, a.active FROM assignments a "
+                "JOIN identities i ON i.id = a.identity_id"
+            )
+        ).all()
+    engine.dispose()
+    assert [(r[0], r[1], bool(r[2])) for r in rows] == [("analyst", "bootstrap", True)]

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from aioreid.platform.cli_index import register as register_index_commands
 from aioreid.platform.cli_platform import register as register_platform_commands
 from aioreid.platform.config import get_settings
 
@@ -183,6 +184,7 @@ def demo(
 
 
 register_platform_commands(app)
+register_index_commands(app)
 
 
 def main() -> None:

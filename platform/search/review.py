@@ -15,7 +15,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aioreid.platform.db import crud
-from aioreid.platform.db.models import Assignment, Identity, ReviewDecision, Sighting
+from aioreid.platform.db.models import (
+    Assignment,
+    Identity,
+    IndexGeneration,
+    ReviewDecision,
+    Sighting,
+)
 from aioreid.platform.search.service import NotFound
 from aioreid.platform.services import Services
 
@@ -50,11 +56,29 @@ class ReviewService:
         return row
 
     def _mirror(self, changes: Iterable[tuple[str, int | None]]) -> None:
-        """Write identity changes into the live collection's payloads."""
+        """Write identity changes into the live collection's payloads, and into collections a
+        re-index is building (only points they already hold: later steps read the database).
+
+        Building collections are listed before the alias is read, so a generation going live
+        meanwhile is reached one way or the other.
+        """
         by_identity: dict[int | None, list[str]] = {}
         for point, ident in changes:
             by_identity.setdefault(ident, []).append(point)
+        with self.svc.sessions() as s:
+            building = list(
+                s.scalars(
+                    select(IndexGeneration.collection).where(IndexGeneration.status == "building")
+                )
+            )
         live = self.svc.index.resolve_alias(self.svc.alias)
+        for collection in building:
+            if collection == live:
+                continue
+            for ident, points in by_identity.items():
+                held = [p.id for p in self.svc.index.retrieve(collection, points)]
+                if held:
+                    self.svc.index.set_payload(collection, held, {"identity": ident})
         if live is None:
             return
         for ident, points in by_identity.items():

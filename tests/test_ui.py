@@ -236,3 +236,14 @@ def test_format_helpers() -> None:
         review="confirmed",
     )
     assert hit_caption(hit) == "0.812 · gate · 2024-01-02 03:04:05 · text · ID 7 ✓"
+
+
+def test_index_page_refuses_a_pointless_reindex_readably(console: None) -> None:
+    at = _page(_index_script)
+    texts = [p.proto.text for p in at.get("progress")]
+    assert any("· live · 12 points" in t for t in texts), texts
+    _button(at, "Start re-index").click()
+    at.run()
+    assert any("Starting the re-index failed — 409" in e.value for e in at.error), [
+        e.value for e in at.error
+    ]

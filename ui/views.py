@@ -448,14 +448,24 @@ def index_page() -> None:
     st.dataframe([g.model_dump() for g in stats.generations], hide_index=True, width="stretch")
     st.subheader("Encoder versions")
     st.dataframe([v.model_dump() for v in stats.encoder_versions], hide_index=True, width="stretch")
-    reindex = getattr(c, "start_reindex", None)
-    if reindex is not None:
-        st.subheader("Re-index")
-        st.caption(
-            "Re-embeds every sighting with the configured encoder into a new collection; "
-            "search keeps using the live one until the swap."
-        )
-        if st.button("Start re-index"):
-            ack = run(reindex, "Starting the re-index")
-            if ack:
-                st.success(f"Re-index started: {ack}")
+    st.subheader("Re-index")
+    st.caption(
+        "Re-embeds every sighting with the API's configured encoder into a new collection; "
+        "search keeps using the live one until the swap at the end."
+    )
+    if st.button("Start re-index"):
+        started = run(c.start_reindex, "Starting the re-index")
+        if started:
+            st.success(f"Re-index {started.generation_id} started ({started.version})")
+    _generations_panel()
+
+
+@st.fragment(run_every=3)
+def _generations_panel() -> None:
+    gens = run(client().generations, "Loading re-index progress") or []
+    for g in gens:
+        done = g.points / max(1, g.points + g.remaining)
+        label = f"{g.collection} · {g.status} · {g.points} points"
+        if g.status == "building":
+            label += f", {g.remaining} to go"
+        st.progress(1.0 if g.status == "live" else done, text=label)

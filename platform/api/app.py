@@ -17,6 +17,7 @@ from aioreid.platform.api import routes_admin, routes_ingest, routes_review, rou
 from aioreid.platform.config import Settings, get_settings
 from aioreid.platform.db import crud
 from aioreid.platform.index import CollectionNotFound, DimensionMismatch
+from aioreid.platform.pipeline.reindex import ReindexRefused
 from aioreid.platform.pipeline.runner import InProcessRunner, JobRunner
 from aioreid.platform.search.review import ReviewError
 from aioreid.platform.search.service import NotFound, QueryError
@@ -29,6 +30,7 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (NotFound, status.HTTP_404_NOT_FOUND),
     (CollectionNotFound, status.HTTP_503_SERVICE_UNAVAILABLE),
     (ReviewError, status.HTTP_409_CONFLICT),
+    (ReindexRefused, status.HTTP_409_CONFLICT),
     (EncoderUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (StorageUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]

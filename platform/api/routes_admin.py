@@ -1,12 +1,21 @@
-"""Health, counts, cameras and signed object downloads."""
+"""Health, counts, cameras, signed object downloads and re-indexing."""
 
 from __future__ import annotations
+
+import threading
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from sqlalchemy import func, select, text
 
 from aioreid.platform.api.deps import Caller, get_services, require_key
-from aioreid.platform.api.schemas import CameraOut, EncoderVersionOut, GenerationOut, StatsOut
+from aioreid.platform.api.schemas import (
+    CameraOut,
+    EncoderVersionOut,
+    GenerationOut,
+    GenerationProgress,
+    ReindexStarted,
+    StatsOut,
+)
 from aioreid.platform.db.models import (
     Camera,
     EncoderVersion,
@@ -120,3 +129,38 @@ def get_object(
         media_type=guess_content_type(key),
         headers={"Cache-Control": "private, max-age=3600"},
     )
+
+
+@router.post("/v1/index/reindex", response_model=ReindexStarted, status_code=202)
+def start_reindex_route(
+    svc: Services = Depends(get_services), caller: Caller = Depends(require_key)
+) -> ReindexStarted:
+    """Re-embed every sighting with the configured encoder into a new collection; search
+    keeps using the live one until the atomic swap at the end."""
+    from aioreid.platform.pipeline import reindex
+
+    gen_id = reindex.start_reindex(svc, svc.encoder)
+    if svc.settings.broker.run_in_process:
+        threading.Thread(
+            target=reindex.run_reindex, args=(svc, gen_id), name=f"reindex-{gen_id}", daemon=True
+        ).start()
+    else:
+        from aioreid.workers.app import app as celery_app
+
+        celery_app.send_task("aioreid.maintenance.reindex", args=[gen_id])
+    return ReindexStarted(generation_id=gen_id, version=svc.encoder.version)
+
+
+@router.get("/v1/index/generations", response_model=list[GenerationProgress])
+def generation_progress(
+    svc: Services = Depends(get_services), caller: Caller = Depends(require_key)
+) -> list[GenerationProgress]:
+    from aioreid.platform.pipeline import reindex
+
+    out = []
+    for p in reindex.generations(svc):
+        row = GenerationProgress(**p.__dict__)
+        if p.status != "building":  # the cursor only counts what a re-index wrote
+            row.points = _points(svc, p.collection)
+        out.append(row)
+    return out

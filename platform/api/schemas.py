@@ -191,3 +191,20 @@ class Ack(BaseModel):
 class JobCreated(BaseModel):
     job_id: int
     status: str
+
+
+class ReindexStarted(BaseModel):
+    generation_id: int
+    version: str
+
+
+class GenerationProgress(BaseModel):
+    generation_id: int
+    collection: str
+    version: str
+    status: str
+    after: int
+    points: int
+    missing: int
+    remaining: int
+    heartbeat: float | None = None

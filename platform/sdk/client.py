@@ -26,11 +26,13 @@ import numpy as np
 from aioreid.platform.api.schemas import (
     Ack,
     CameraOut,
+    GenerationProgress,
     IdentityList,
     IdentityOut,
     JobCreated,
     JobList,
     JobOut,
+    ReindexStarted,
     SightingOut,
     StatsOut,
 )
@@ -295,6 +297,16 @@ class Client:
     # ---------------------------------------------------------------- admin
     def stats(self) -> StatsOut:
         return StatsOut.model_validate(self._call("GET", "/v1/stats"))
+
+    def start_reindex(self) -> ReindexStarted:
+        """Re-index every sighting with the API's configured encoder (swap when complete)."""
+        return ReindexStarted.model_validate(self._call("POST", "/v1/index/reindex"))
+
+    def generations(self) -> list[GenerationProgress]:
+        """Every index generation with its re-index progress."""
+        return [
+            GenerationProgress.model_validate(g) for g in self._call("GET", "/v1/index/generations")
+        ]
 
     def cameras(self) -> list[CameraOut]:
         return [CameraOut.model_validate(c) for c in self._call("GET", "/v1/cameras")]

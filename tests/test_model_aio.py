@@ -103,13 +103,16 @@ def test_only_tokenizers_and_heads_train(backbone: FrozenBackbone) -> None:
 def test_loss_keys_and_switches(backbone: FrozenBackbone) -> None:
     batch = _batch()
     full = compute_losses(_model(backbone), batch, generator=torch.Generator().manual_seed(0))
-    assert set(full) == {"cc_id", "cc_triplet", "cc", "vgmam", "vgmam_acc", "mfb", "total"}
+    accs = {k for k in full if k.startswith("acc_")}
+    assert set(full) - accs == {"cc_id", "cc_triplet", "cc", "vgmam", "vgmam_acc", "mfb", "total"}
+    assert accs == {f"acc_{v}" for v in ("rgb", "ir", "sketch", "text", "sketch+text", "rgb+text")}
+    assert all(0.0 <= float(full[k]) <= 1.0 and not full[k].requires_grad for k in accs)
     assert all(torch.isfinite(v) for v in full.values())
     expected = full["cc"] + full["vgmam"] + full["mfb"]
     assert torch.allclose(full["total"], expected)
     assert not full["vgmam_acc"].requires_grad
     cases = {
-        "use_cc": {"cc_id", "cc_triplet", "cc"},
+        "use_cc": {"cc_id", "cc_triplet", "cc"} | accs,
         "use_triplet": {"cc_triplet"},
         "use_vgmam": {"vgmam", "vgmam_acc"},
         "use_mfb": {"mfb"},

@@ -228,3 +228,23 @@ def test_config_dict_round_trip() -> None:
     assert again == cfg
     with pytest.raises(ValueError, match="unknown"):
         AIOConfig.from_dict({"nope": 1})
+
+
+def test_mfb_can_bind_to_a_detached_text_anchor(backbone: FrozenBackbone) -> None:
+    kw = {
+        "use_cc": False,
+        "use_vgmam": False,
+        "mfb_anchor": "text",
+        "mfb_anchor_detach": True,
+        "mfb_on_bn": False,  # pre-BN: no shared batch statistics couple the views
+        "train_views": ("rgb", "ir", "sketch", "text"),
+    }
+    m = _model(backbone, **kw)
+    losses = compute_losses(m, _batch())
+    assert set(losses) == {"mfb", "total"} and float(losses["mfb"]) > 0
+    losses["total"].backward()
+    text_grad = m.tokenizer.text.embed.weight.grad
+    assert text_grad is None or float(text_grad.abs().sum()) == 0.0  # the teacher stays put
+    assert float(m.tokenizer.images["rgb"].proj.weight.grad.abs().sum()) > 0
+    with pytest.raises(ValueError, match="binds every view to text"):
+        compute_losses(m, {k: v for k, v in _batch().items() if k != "text"})

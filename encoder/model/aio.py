@@ -142,6 +142,12 @@ class AIOConfig:
     mfb_temperature: float = 0.07
     mfb_learnable_temperature: bool = True
     mfb_on_bn: bool = True
+    #: The view MFB binds every other view to: "rgb" (the digest: the foundation model's
+    #: strongest modality) or, OUR CHOICE for a frozen *text* backbone, "text", whose
+    #: pretrained sentence features are identity-discriminative from the first step.
+    mfb_anchor: str = "rgb"
+    #: Treat the anchor as a fixed teacher (no gradient through it), LiT-style.
+    mfb_anchor_detach: bool = False
     train_views: tuple[str, ...] = field(default=DEFAULT_TRAIN_VIEWS)
     #: "cls" (the digest: the multimodal [CLS] output), "mean" (mean of all real output
     #: tokens) or "auto": the backbone's own pretraining convention. OUR CHOICE: "auto", since

@@ -135,12 +135,16 @@ def compute_losses(
         total = total + cfg.vgmam_weight * vg_loss
 
     if cfg.use_mfb and model.mfb is not None:
-        rgb_view = (Modality.RGB,)
-        if rgb_view not in views:
-            raise ValueError("MFB binds every view to RGB; the batch has no 'rgb' images")
+        anchor_view = parse_view(cfg.mfb_anchor)
+        if anchor_view not in views:
+            raise ValueError(
+                f"MFB binds every view to {cfg.mfb_anchor}; the batch has no such view"
+            )
         feats = bn if cfg.mfb_on_bn else pre
-        anchors = feats[views.index(rgb_view)]
-        others = [(f, pids) for v, f in zip(views, feats, strict=True) if v != rgb_view]
+        anchors = feats[views.index(anchor_view)]
+        if cfg.mfb_anchor_detach:
+            anchors = anchors.detach()
+        others = [(f, pids) for v, f in zip(views, feats, strict=True) if v != anchor_view]
         mfb = model.mfb(anchors, pids, others)
         losses["mfb"] = mfb
         total = total + cfg.mfb_weight * mfb

@@ -14,6 +14,9 @@ BENCHES = {
     "synthesis": ["bench_synthesis.py"],
     "eval": ["bench_eval.py"],
     "encoder": ["bench_encoder.py"],
+    "ingest": ["bench_ingest.py"],
+    "index": ["bench_index.py"],
+    "celery_ingest": ["bench_celery_ingest.py"],
 }
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from aioreid.platform.cli_index import register as register_index_commands
+from aioreid.platform.cli_jobs import register as register_job_commands
 from aioreid.platform.cli_platform import register as register_platform_commands
 from aioreid.platform.config import get_settings
 
@@ -185,6 +186,7 @@ def demo(
 
 register_platform_commands(app)
 register_index_commands(app)
+register_job_commands(app)
 
 
 def main() -> None:

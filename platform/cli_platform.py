@@ -71,8 +71,27 @@ def ingest(
         datetime | None, typer.Option(help="recording start (ISO 8601) of videos")
     ] = None,
     sample_fps: Annotated[float, typer.Option(help="video frames sampled per second")] = 2.0,
+    run_async: Annotated[
+        bool,
+        typer.Option("--async", help="submit a job to the Celery workers and return at once"),
+    ] = False,
 ) -> None:
-    """Ingest files or folders in this process and print what was indexed and what failed."""
+    """Ingest files or folders (in this process, or through the workers with --async)."""
+    if run_async:
+        from aioreid.platform.cli_jobs import submit_ingest
+
+        job_id, n = submit_ingest(
+            paths,
+            camera=camera,
+            modality=modality,
+            detector=detector,
+            start_time=start_time,
+            sample_fps=sample_fps,
+        )
+        typer.echo(
+            f"job {job_id}: {n} files submitted; follow it with `aioreid jobs show {job_id} --follow`"
+        )
+        return
     from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SamplingOptions
     from aioreid.platform.pipeline.ingest import IngestOptions, ingest_many
 

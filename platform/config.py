@@ -74,6 +74,12 @@ class IndexSettings(BaseModel):
     hnsw_m: int = Field(default=16, ge=4, description="HNSW edges per node (edge, server)")
     hnsw_ef_construct: int = Field(default=100, ge=4, description="HNSW build candidates")
     hnsw_ef: int = Field(default=128, ge=1, description="HNSW search candidates per query")
+    full_scan_threshold_kb: int = Field(
+        default=50_000,
+        ge=1,
+        description="filters matching fewer vectors than this (KB of vectors) are answered by an "
+        "exact scan through the payload index; larger payload blocks get their own HNSW links",
+    )
     timeout_s: int = Field(default=30, gt=0, description="server request timeout")
 
 

@@ -364,6 +364,8 @@ def test_bad_input_raises_documented_errors_and_keeps_data(
         index.search("missing", VECS[0])
     with pytest.raises(CollectionNotFound, match="'missing'"):
         index.upsert("missing", [good])
+    with pytest.raises(CollectionNotFound):
+        index.count("../collections/c1")
     with pytest.raises(ValueError, match="limit"):
         index.search("c1", VECS[0], limit=0)
     with pytest.raises(ValueError, match="invalid collection name"):

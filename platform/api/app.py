@@ -73,6 +73,10 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = svc
+    if runner is None and not svc.settings.broker.run_in_process:  # services profile: Celery
+        from aioreid.workers.runner import CeleryRunner
+
+        runner = CeleryRunner(svc)
     app.state.runner = runner or InProcessRunner(svc)
     for exc_type, code in _ERRORS:
         app.add_exception_handler(exc_type, _handler(code))

@@ -34,15 +34,18 @@ from .alias_file import AliasFile, write_json_atomic
 from .base import AnyOf, CollectionInfo, Hit, IndexPoint, SearchFilter, VectorIndex, refuse_empty
 from .errors import CollectionNotFound, DimensionMismatch, IndexClosed, IndexLocked, PointNotFound
 from .ids import normalise_id
-from .naming import check_name
+from .naming import check_name, is_valid_name
 from .validation import as_matrix, as_vector, clean_payload, positive_limit, prepare_points
 
 _META = "collection.json"
 _FORMAT = 1
 _UPSERT_CHUNK = 1024
 
-# Payload indexes. Per-value HNSW sub-graphs only pay off for low-cardinality fields that are
-# filtered often (camera, modality); ids get plain lookup indexes.
+# Payload indexes. camera/time/modality keep Qdrant's per-block HNSW links, built only for
+# blocks larger than full_scan_threshold_kb (smaller filters are answered exactly through the
+# payload index); id-like fields get plain lookup indexes. Measured at 100k x 512 (2 cores):
+# threshold 10 MB -> 165 s build, recall@10 0.80 for a 6% camera+time filter; 50 MB -> 44 s
+# build, recall 1.00 at 2.5 ms, and >= 0.985 for 1%, 25% and 50% filters.
 _LOOKUP = qe.IntegerIndexParams(lookup=True, range=False, enable_hnsw=False)
 PAYLOAD_SCHEMA: dict[str, Any] = {
     "camera": qe.PayloadSchemaType.Integer,
@@ -89,6 +92,7 @@ class EdgeIndex(VectorIndex):
         hnsw_m: int = 16,
         hnsw_ef_construct: int = 100,
         hnsw_ef: int | None = 128,
+        full_scan_threshold_kb: int = 50_000,
         indexing_threshold_kb: int | None = None,
     ) -> None:
         super().__init__(prefix)
@@ -104,7 +108,7 @@ class EdgeIndex(VectorIndex):
         self._shards: dict[str, tuple[qe.EdgeShard, _Meta]] = {}
         self._mutex = threading.RLock()
         self._hnsw = qe.HnswIndexConfig(
-            m=hnsw_m, ef_construct=hnsw_ef_construct, full_scan_threshold=10_000
+            m=hnsw_m, ef_construct=hnsw_ef_construct, full_scan_threshold=full_scan_threshold_kb
         )
         self._hnsw_ef = hnsw_ef
         self._indexing_threshold_kb = indexing_threshold_kb
@@ -118,7 +122,9 @@ class EdgeIndex(VectorIndex):
         return self._collections / name
 
     def _exists(self, name: str) -> bool:
-        return isinstance(name, str) and bool(name) and (self._folder(name) / _META).is_file()
+        """A collection whose create finished; names are checked first so that no target can
+        reach outside the collections folder."""
+        return is_valid_name(name) and (self._folder(name) / _META).is_file()
 
     def _resolve(self, target: str) -> str:
         self._check_open()

@@ -14,6 +14,7 @@ def build_index(settings: Settings) -> VectorIndex:
         "hnsw_m": cfg.hnsw_m,
         "hnsw_ef_construct": cfg.hnsw_ef_construct,
         "hnsw_ef": cfg.hnsw_ef,
+        "full_scan_threshold_kb": cfg.full_scan_threshold_kb,
     }
     if cfg.backend == "edge":
         from .edge_index import EdgeIndex

@@ -11,9 +11,13 @@ _UNSAFE = re.compile(r"[^a-z0-9_-]+")
 _MAX_SLUG = 80
 
 
+def is_valid_name(name: object) -> bool:
+    return isinstance(name, str) and _NAME.match(name) is not None
+
+
 def check_name(name: str, what: str = "collection") -> str:
     """``name`` when it is a valid collection/alias name, else ValueError."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not is_valid_name(name):
         raise ValueError(
             f"invalid {what} name {name!r}: use 1-128 letters, digits, '_' or '-', "
             "starting with a letter or digit"

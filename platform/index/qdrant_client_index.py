@@ -65,11 +65,14 @@ class QdrantClientIndex(VectorIndex):
         hnsw_m: int = 16,
         hnsw_ef_construct: int = 100,
         hnsw_ef: int | None = 128,
+        full_scan_threshold_kb: int = 50_000,
     ) -> None:
         super().__init__(prefix)
         self._client: QdrantClient | None = client
         self._server = server
-        self._hnsw = models.HnswConfigDiff(m=hnsw_m, ef_construct=hnsw_ef_construct)
+        self._hnsw = models.HnswConfigDiff(
+            m=hnsw_m, ef_construct=hnsw_ef_construct, full_scan_threshold=full_scan_threshold_kb
+        )
         self._params = models.SearchParams(
             hnsw_ef=hnsw_ef,
             quantization=models.QuantizationSearchParams(rescore=True, oversampling=2.0),

@@ -305,6 +305,9 @@ def _commit(svc: Services, prep: _Prepared, target: str) -> int:
     m, task, media_id = prep.snap, prep.task, prep.task.media_id
     identity_id: int | None = None
     with svc.sessions.begin() as s:
+        # Two workers committing the same media (a redelivered task) take turns, so the second
+        # finds the first one's rows instead of inserting the same point ids again.
+        s.get(Media, media_id, with_for_update=True)
         if task.source_label is not None:
             identity_id = crud.get_or_create_labelled_identity(s, task.source_label).id
         existing = {

@@ -1,0 +1,255 @@
+"""Celery tasks that run ingest jobs: a fan-out task and a three-task chain per chunk.
+
+    aioreid.ingest.run_job        job → chunks of ``settings.broker.chunk_size`` items
+    aioreid.ingest.prepare_chunk  queue ingest: register, claim, decode, detect, crop
+    aioreid.encode.embed_chunk    queue encode: one batched encoder pass per modality
+    aioreid.index.commit_chunk    queue index: rows + upserts, then the chunk is counted
+
+A chunk travels as one JSON dict (``job_id``, ``chunk``, ``items``, ``options``, and, once
+prepared, ``media_ids`` and ``prepared``); each task returns it for the next. Tasks are
+idempotent (see :mod:`aioreid.platform.pipeline.stages`), so late acks and redelivery after a
+worker dies lose and duplicate nothing. Transient outages (object store, database, index
+server) are retried with exponential backoff; anything else, and an outage that outlasts the
+retries, is a poisoned chunk: its media are marked failed, the reason is kept on the job,
+the chunk is counted, and the message is acknowledged so the queue moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from celery import Task, chain, shared_task
+from kombu.exceptions import OperationalError as BrokerUnavailable
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from aioreid.platform.config import get_settings
+from aioreid.platform.db.errors import AlreadyExistsError
+from aioreid.platform.index import IndexLocked
+from aioreid.platform.pipeline import stages
+from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from aioreid.platform.services import Services
+from aioreid.platform.storage import StorageUnavailable
+from aioreid.workers.app import worker_services
+
+log = logging.getLogger(__name__)
+
+RUN_JOB = "aioreid.ingest.run_job"
+PREPARE = "aioreid.ingest.prepare_chunk"
+EMBED = "aioreid.encode.embed_chunk"
+COMMIT = "aioreid.index.commit_chunk"
+MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    StorageUnavailable,
+    OperationalError,  # Postgres restarting, connection refused or dropped
+    InterfaceError,
+    BrokerUnavailable,  # run_job could not send its chains
+    ResponseHandlingException,  # qdrant-client could not reach the server
+    httpx.TransportError,
+    ConnectionError,
+    TimeoutError,
+    IndexLocked,  # an embedded index still held by a dying process
+    AlreadyExistsError,  # lost a race with a concurrent worker; the retry finds its row
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for outages worth retrying (not for bad input or bugs)."""
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code is not None and exc.status_code >= 500
+    return isinstance(exc, _TRANSIENT)
+
+
+def _guarded(
+    task: Task, stage: str, body: Callable[[Services], Any], on_poison: Callable[[str], Any]
+) -> Any:
+    """Run ``body``; retry transient errors with backoff; hand anything else (or an outage
+    that outlasts the retries) to ``on_poison`` with the reason, and acknowledge."""
+    try:
+        return body(worker_services())
+    except Exception as exc:
+        retries = task.request.retries or 0
+        broker = get_settings().broker
+        if is_transient(exc) and retries < broker.task_max_retries:
+            countdown = broker.retry_backoff_s * 2**retries
+            log.warning("%s: %s; retry %d in %.1f s", stage, exc, retries + 1, countdown)
+            raise task.retry(
+                exc=exc, countdown=countdown, max_retries=broker.task_max_retries
+            ) from exc
+        why = f"gave up after {retries} retries: " if is_transient(exc) else ""
+        reason = f"{stage}: {why}{type(exc).__name__}: {exc}"
+        log.exception("poisoned %s message: %s", stage, reason)
+        return on_poison(reason)
+
+
+def _poisoned(envelope: Any, reason: str) -> dict[str, Any] | None:
+    """Record a chunk that cannot be processed and count it, so the job still finishes."""
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("job_id"), int):
+        log.error("dropped a malformed message: %.300r", envelope)
+        return None
+    job_id = envelope["job_id"]
+    chunk = envelope.get("chunk")
+    items = envelope.get("items")
+    n = len(items) if isinstance(items, list) else 0
+    media_ids = envelope.get("media_ids")
+    if not isinstance(media_ids, list) or len(media_ids) != n:
+        media_ids = [None] * n
+    try:
+        svc = worker_services()
+        stages.record_failure(svc, job_id, f"chunk {chunk} ({n} items)", reason)
+        for m in media_ids:
+            if isinstance(m, int) and stages.media_statuses(svc, [m]).get(m) != "done":
+                stages.fail_media(svc, m, reason)
+        if isinstance(chunk, int):
+            stages.finish_chunk(svc, job_id, chunk, media_ids)
+    except Exception:
+        log.exception("could not record the poisoned chunk %s of job %s", chunk, job_id)
+    return {"job_id": job_id, "chunk": chunk, "skip": "poisoned"}
+
+
+def _envelope(envelope: Any) -> dict[str, Any]:
+    if not isinstance(envelope, dict):
+        raise stages.StageInputError(f"a chunk must be a dict, got {type(envelope).__name__}")
+    if not isinstance(envelope.get("job_id"), int) or not isinstance(envelope.get("chunk"), int):
+        raise stages.StageInputError("a chunk needs integer job_id and chunk")
+    if not isinstance(envelope.get("items"), list):
+        raise stages.StageInputError("a chunk needs a list of items")
+    return envelope
+
+
+def _skipping(svc: Services, env: dict[str, Any]) -> dict[str, Any] | None:
+    """The envelope to pass on when this chunk should not run (job cancelled or finished)."""
+    if stages.job_is_open(svc, env["job_id"]):
+        return None
+    stages.release_media(svc, env.get("media_ids") or [])
+    return {**env, "skip": "job closed", "prepared": []}
+
+
+# --- fan-out -----------------------------------------------------------------------------------
+
+
+def _prefix_items(svc: Services, prefix: str, defaults: dict[str, Any]) -> tuple[list, int]:
+    keys = sorted(svc.store.iter_keys(prefix))
+    media = [k for k in keys if Path(k).suffix.lower() in MEDIA_EXTENSIONS]
+    return [{"key": k, **defaults} for k in media], len(keys) - len(media)
+
+
+@shared_task(bind=True, name=RUN_JOB, ignore_result=True)
+def run_job(
+    self: Task,
+    job_id: int,
+    items: list[dict[str, Any]] | None = None,
+    options: dict[str, Any] | None = None,
+    prefix: str | None = None,
+    defaults: dict[str, Any] | None = None,
+    chunk_size: int | None = None,
+) -> int:
+    """Split a job into chunks and send one prepare → embed → commit chain per chunk.
+
+    ``items`` are local paths (on a filesystem the workers share) or object-store keys;
+    with ``prefix``, the items are every media key under it (other keys are ignored and
+    counted in the job's ``options["ignored"]``). Returns the number of chunks sent.
+    """
+
+    def body(svc: Services) -> int:
+        stages.options_from_dict(options)  # refuse bad options before anything is queued
+        ignored = 0
+        if prefix is not None:
+            job_items, ignored = _prefix_items(svc, prefix, defaults or {})
+        elif isinstance(items, list):
+            job_items = items
+        else:
+            raise stages.StageInputError("run_job needs items or a prefix")
+        size = chunk_size or svc.settings.broker.chunk_size
+        if not isinstance(size, int) or size <= 0:
+            raise stages.StageInputError(f"chunk_size must be a positive integer, got {size!r}")
+        chunks = [job_items[i : i + size] for i in range(0, len(job_items), size)]
+        extra = {"chunk_size": size, "ignored": ignored, "runner": "celery"}
+        if not stages.plan_chunks(svc, job_id, len(chunks), extra, total=len(job_items)):
+            log.info("job %s: nothing to send (gone, finished or already fanned out)", job_id)
+            return 0
+        for n, part in enumerate(chunks):
+            env = {"job_id": job_id, "chunk": n, "items": part, "options": options}
+            chain(
+                self.app.signature(PREPARE, args=(env,)),
+                self.app.signature(EMBED),
+                self.app.signature(COMMIT),
+            ).apply_async()
+        stages.set_job_option(svc, job_id, "fanned_out", True)
+        return len(chunks)
+
+    def failed(reason: str) -> int:
+        try:
+            stages.fail_job(worker_services(), job_id, reason)
+        except Exception:
+            log.exception("could not mark job %s failed", job_id)
+        return 0
+
+    return _guarded(self, "run_job", body, on_poison=failed)
+
+
+@shared_task(bind=True, name=PREPARE, ignore_result=True)
+def prepare_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
+    """Register the chunk's items and prepare their media (queue ``ingest``)."""
+
+    def body(svc: Services) -> dict[str, Any]:
+        env = _envelope(envelope)
+        skip = _skipping(svc, env)
+        if skip is not None:
+            return skip
+        opts = stages.options_from_dict(env.get("options"))
+        tasks = stages.register_items(svc, env["items"], opts, env["job_id"])
+        prepared = stages.prepare(svc, [t for t in tasks if t is not None], opts)
+        media_ids = [t.media_id if t is not None else None for t in tasks]
+        return {**env, "media_ids": media_ids, "prepared": prepared}
+
+    return _guarded(self, "prepare", body, lambda why: _poisoned(envelope, why))
+
+
+def _pass_on(envelope: Any) -> bool:
+    """Chunks skipped or poisoned upstream travel through the rest of the chain untouched."""
+    return envelope is None or (isinstance(envelope, dict) and bool(envelope.get("skip")))
+
+
+@shared_task(bind=True, name=EMBED, ignore_result=True)
+def embed_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
+    """Embed a prepared chunk with the live encoder, loaded once per worker (queue ``encode``)."""
+    if _pass_on(envelope):
+        return envelope
+
+    def body(svc: Services) -> dict[str, Any]:
+        env = _envelope(envelope)
+        skip = _skipping(svc, env)
+        if skip is not None:
+            return skip
+        return {**env, "prepared": stages.embed(svc, env.get("prepared", []))}
+
+    return _guarded(self, "embed", body, lambda why: _poisoned(envelope, why))
+
+
+@shared_task(bind=True, name=COMMIT, ignore_result=True)
+def commit_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
+    """Write rows and points, then count the chunk on its job (queue ``index``)."""
+    if _pass_on(envelope):
+        return envelope
+
+    def body(svc: Services) -> dict[str, Any]:
+        env = _envelope(envelope)
+        skip = _skipping(svc, env)
+        if skip is not None:
+            return skip
+        results = stages.commit(svc, env.get("prepared", []))
+        media_ids = env.get("media_ids") or [None] * len(env["items"])
+        stages.finish_chunk(svc, env["job_id"], env["chunk"], media_ids)
+        return {
+            "job_id": env["job_id"],
+            "chunk": env["chunk"],
+            "sightings": sum(r.sightings for r in results),
+        }
+
+    return _guarded(self, "commit", body, lambda why: _poisoned(envelope, why))

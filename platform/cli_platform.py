@@ -89,7 +89,7 @@ def ingest(
             sample_fps=sample_fps,
         )
         typer.echo(
-            f"job {job_id}: {n} files submitted; follow it with `aioreid jobs show {job_id} --follow`"
+            f"job {job_id}: {n} files submitted; `aioreid jobs show {job_id} --follow` follows it"
         )
         return
     from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SamplingOptions

@@ -215,7 +215,6 @@ def ui(
     """Start the Streamlit console."""
     import importlib.util
     import os
-    import subprocess
     import sys
 
     spec = importlib.util.find_spec("aioreid.ui.app")
@@ -239,7 +238,8 @@ def ui(
         "--browser.gatherUsageStats",
         "false",
     ]
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    # Replace this process so that signals (and a supervisor's stop) reach streamlit itself.
+    os.execve(sys.executable, cmd, env)
 
 
 def register(app: typer.Typer) -> None:

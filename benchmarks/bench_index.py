@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -191,14 +192,16 @@ def bench_size(args: argparse.Namespace, n: int) -> list[dict[str, Any]]:
         variants = [("edge", False)] + ([("edge int8", True)] if args.quantization else [])
         for name, quant in variants:
             folder = work / name.replace(" ", "-")
-            with EdgeIndex(folder, hnsw_ef=args.ef) as index:
+            edge = EdgeIndex(folder, hnsw_ef=args.ef, full_scan_threshold_kb=args.full_scan_kb)
+            with edge as index:
                 if quant:
                     index.create_collection("bench", args.dim, quantization=True)
                 row = run_backend(name, index, world, queries, truth, args.k)
             row["disk_mb"] = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 2**20
             rows.append(row)
         if n <= args.local_max:
-            with QdrantClientIndex.local(None) as index:
+            with QdrantClientIndex.local(None) as index, warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "Local mode is not recommended")
                 row = run_backend("qdrant-client local", index, world, queries, truth, args.k)
             rows.append(row)
     finally:
@@ -236,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--ef", type=int, default=128, help="HNSW ef at search time")
+    ap.add_argument("--full-scan-kb", type=int, default=50_000, help="edge full_scan_threshold")
     ap.add_argument("--local-max", type=int, default=100_000, help="largest size for local mode")
     ap.add_argument("--quantization", action="store_true", help="also run edge with int8")
     ap.add_argument("--seed", type=int, default=0)

@@ -168,7 +168,7 @@ def demo(
     out: Annotated[Path | None, typer.Option(help="demo folder; default <home>/demo")] = None,
     train_minutes: Annotated[
         float, typer.Option(help="training budget when no encoder checkpoint is cached")
-    ] = 5.0,
+    ] = 4.0,
 ) -> None:
     """Synthesise a world, train if needed, ingest, search every modality, print the table."""
     from aioreid.platform.demo import run_demo

@@ -262,7 +262,7 @@ def run_demo(
     seed: int,
     checkpoint: Path | None = None,
     settings: Settings | None = None,
-    train_minutes: float = 5.0,
+    train_minutes: float = 4.0,
     progress: bool = True,
     baseline: bool = True,
 ) -> dict:

@@ -73,9 +73,20 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_world: Path, tmp_path:
     straight = Trainer(_cfg(tiny_world, tmp_path / "a"))
     straight.fit(progress=False)
 
-    first = Trainer(_cfg(tiny_world, tmp_path / "b", max_minutes=1e-6))
-    s1 = first.fit(progress=False)
-    assert s1["stopped_early"] and s1["steps"] == 1
+    class Killed(Exception):
+        pass
+
+    first = Trainer(_cfg(tiny_world, tmp_path / "b"))
+    step = first._step
+
+    def dies_after_one(batches):  # type: ignore[no-untyped-def]
+        if first.position.step >= 1:
+            raise Killed  # the process dies in its second step
+        return step(batches)
+
+    first._step = dies_after_one  # type: ignore[method-assign]
+    with pytest.raises(Killed):
+        first.fit(progress=False)
     assert (tmp_path / "b" / LAST).exists()
     second = Trainer(_cfg(tiny_world, tmp_path / "b"))
     s2 = second.fit(progress=False)
@@ -83,6 +94,19 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_world: Path, tmp_path:
     a, b = _trainable(straight), _trainable(second)
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_time_budget_is_shared_between_stages(tiny_world: Path, tmp_path: Path) -> None:
+    s = Trainer(_cfg(tiny_world, tmp_path / "c", max_minutes=1e-6)).fit(progress=False)
+    assert s["stopped_early"] and s["steps"] == 2  # one step of each stage, not stage 1 only
+    events = [
+        json.loads(line).get("event")
+        for line in (tmp_path / "c" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [e for e in events if e] == [
+        "stage time share reached: next stage",
+        "time budget reached",
+    ]
 
 
 def test_lr_schedule_warms_up_then_decays() -> None:

@@ -249,6 +249,15 @@ class Trainer:
             self.position.epoch += 1
             self.position.batch_in_epoch = 0
 
+    def _stage_deadline_minutes(self) -> float | None:
+        """When the current stage must end: the time budget is shared between stages in
+        proportion to their steps, so a slow machine still runs every stage (shorter)."""
+        cfg = self.cfg
+        if cfg.max_minutes is None:
+            return None
+        through = sum(s.steps for s in cfg.stages[: self.position.stage + 1])
+        return cfg.max_minutes * through / max(1, cfg.total_steps)
+
     def fit(self, *, progress: bool = True, resume: bool = True) -> dict[str, Any]:
         """Run (or finish) every stage; returns a summary and writes ``final.pt``."""
         cfg = self.cfg
@@ -291,19 +300,23 @@ class Trainer:
                 if self.position.step % cfg.checkpoint_every == 0:
                     self.save()
                 minutes = (time.perf_counter() - started) / 60
-                if cfg.max_minutes is not None and minutes >= cfg.max_minutes:
+                share = self._stage_deadline_minutes()
+                if share is not None and minutes >= share and not stage_done:
+                    last_stage = self.position.stage == len(cfg.stages) - 1
                     stopped_early = True
                     self._log(
                         {
                             "step": self.position.step,
                             "stage": stage.name,
-                            "event": "time budget reached",
+                            "event": "time budget reached"
+                            if last_stage
+                            else "stage time share reached: next stage",
                             "elapsed_s": minutes * 60,
                             **last,
                         }
                     )
                     break
-            if stopped_early:
+            if stopped_early and self.position.stage == len(cfg.stages) - 1:
                 break
             self.position = Position(step=self.position.step, stage=self.position.stage + 1)
         bar.close()

@@ -29,7 +29,8 @@ def main() -> None:
     ap.add_argument("--home", type=Path, required=True, help="embedded profile home")
     ap.add_argument("--checkpoint", type=Path, required=True, help="the encoder of that home")
     ap.add_argument("--out", type=Path, default=Path("docs/console-search.png"))
-    ap.add_argument("--text", default="a man in a red t-shirt and blue jeans")
+    ap.add_argument("--text", default="", help="description typed into the query")
+    ap.add_argument("--rgb", type=Path, default=None, help="RGB photo uploaded with the query")
     ap.add_argument("--width", type=int, default=1600)
     ap.add_argument("--height", type=int, default=1300)
     args = ap.parse_args()
@@ -71,8 +72,14 @@ def main() -> None:
             d.find_element(By.CSS_SELECTOR, "input[type='password']").send_keys(key)
             next(b for b in d.find_elements(By.TAG_NAME, "button") if b.text == "Sign in").click()
             box = wait.until(lambda d: d.find_element(By.TAG_NAME, "textarea"))
-            box.send_keys(args.text)
-            box.send_keys(Keys.CONTROL, Keys.ENTER)
+            if args.text:
+                box.send_keys(args.text)
+                box.send_keys(Keys.CONTROL, Keys.ENTER)
+            if args.rgb is not None:  # the first file input is the RGB photo
+                d.find_elements(By.CSS_SELECTOR, "input[type='file']")[0].send_keys(
+                    str(args.rgb.resolve())
+                )
+                time.sleep(2)
             wait.until(
                 lambda d: any(
                     b.text == "Search" and b.is_enabled()

@@ -92,18 +92,14 @@ def ingest(
             f"job {job_id}: {n} files submitted; `aioreid jobs show {job_id} --follow` follows it"
         )
         return
-    from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, SamplingOptions
+    from aioreid.platform.cli_jobs import media_files
+    from aioreid.platform.pipeline.frames import SamplingOptions
     from aioreid.platform.pipeline.ingest import IngestOptions, ingest_many
 
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            exts = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-            files.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in exts))
-        elif p.exists():
-            files.append(p)
-        else:
-            raise _fail(f"no such file or folder: {p}")
+    try:
+        files = media_files(paths)
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from None
     if modality not in ("rgb", "ir"):
         raise _fail(f"modality must be rgb or ir, got {modality!r}")
     items = [

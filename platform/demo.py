@@ -39,6 +39,7 @@ from aioreid.platform.search.service import SearchService
 from aioreid.platform.services import Services
 
 TOP_K = 200
+QUERY_BATCH = 32
 
 
 def ensure_world(folder: Path, identities: int, seed: int) -> WorldManifest:
@@ -232,8 +233,13 @@ def evaluate_platform(
     for setting, (qs, gallery_modality) in queries.items():
         r1s, aps = [], []
         flt = SearchFilters(modalities=[gallery_modality])  # type: ignore[list-item]
-        for i, q in enumerate(tqdm(qs, desc=f"search {setting}", disable=not progress)):
-            res = search.search(q.parts, flt, SearchOptions(limit=TOP_K))  # type: ignore[arg-type]
+        answers: list = []
+        for start in tqdm(
+            range(0, len(qs), QUERY_BATCH), desc=f"search {setting}", disable=not progress
+        ):
+            chunk = [q.parts for q in qs[start : start + QUERY_BATCH]]
+            answers.extend(search.search_many(chunk, flt, SearchOptions(limit=TOP_K)))  # type: ignore[arg-type]
+        for i, (q, res) in enumerate(zip(qs, answers, strict=True)):
             ranked = [gallery.labels.get(h.sighting_id) == q.pid for h in res.hits]
             relevant = sum(
                 1

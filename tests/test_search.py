@@ -180,3 +180,15 @@ def test_merge_and_split(search: SearchService, svc: Services) -> None:
         actions = [e.action for e in s.scalars(select(AuditEvent).order_by(AuditEvent.id))]
         assert "merge" in actions and "split" in actions
         assert s.get(Identity, y).merged_into_id == x  # type: ignore[union-attr]
+
+
+def test_search_many_answers_like_one_by_one(search: SearchService) -> None:
+    queries = [{"text": f"person number {i}", "sketch": person_image(i)} for i in range(3)]
+    many = search.search_many(queries, options=SearchOptions(limit=5))
+    for q, res in zip(queries, many, strict=True):
+        one = search.search(q, options=SearchOptions(limit=5))
+        assert [h.sighting_id for h in res.hits] == [h.sighting_id for h in one.hits]
+        assert [h.score for h in res.hits] == pytest.approx([h.score for h in one.hits], abs=1e-4)
+        assert res.query_parts == ["text", "sketch"]
+    with pytest.raises(QueryError, match="same parts"):
+        search.search_many([{"text": "a"}, {"sketch": person_image(1)}])

@@ -25,6 +25,14 @@ def _services():  # type: ignore[no-untyped-def]
     return Services.from_settings(get_settings())
 
 
+def _optimize(svc) -> None:  # type: ignore[no-untyped-def]
+    """After a bulk load, build the live collection's HNSW graph (a no-op on a server)."""
+    collection = svc.index.resolve_alias(svc.alias)
+    if collection is not None:
+        typer.echo("optimising the index (HNSW build)…")
+        svc.index.optimize(collection)
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
     """Migrate the configured database (the services profile's one-shot migration)."""
@@ -109,6 +117,7 @@ def ingest(
     svc = _services()
     try:
         job_id, results = ingest_many(svc, items, options=opts, source=", ".join(map(str, paths)))
+        _optimize(svc)
     finally:
         svc.close()
     failed = [r for r in results if r.status == "failed"]
@@ -133,6 +142,7 @@ def import_dataset(
     svc = _services()
     try:
         summary = run(svc, root, name, splits=split or SPLITS)
+        _optimize(svc)
     except (DatasetLayoutError, KeyError, ValueError) as exc:
         raise _fail(str(exc)) from None
     finally:

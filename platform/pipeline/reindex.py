@@ -328,6 +328,9 @@ def finish_reindex(
     gen = _load(svc, generation_id)
     if gen.status is GenerationStatus.BUILDING:
         _catch_up(svc, generation_id, batch, only_missing=False)
+        # Build the HNSW graph before search moves over (Qdrant Edge has no background
+        # optimizer; unoptimised segments are scanned exactly).
+        svc.index.optimize(gen.collection)
         svc.index.set_alias(svc.alias, gen.collection)  # search follows from here on
         with svc.sessions.begin() as s:
             crud.set_generation_status(s, gen.id, GenerationStatus.LIVE)

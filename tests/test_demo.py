@@ -64,8 +64,16 @@ def test_demo_ingests_searches_and_reports(
         baseline=False,
     )
     assert "reusing synthetic world" in capsys.readouterr().out
+    assert again["sightings"] == summary["sightings"]
     assert (world / "world.json").stat().st_mtime_ns == stamp
-    assert again["platform"] == summary["platform"]  # same encoder, same world: same table
+    # Same encoder, same world: the same table, up to the order of tied scores (the tiny
+    # random encoder ties a lot, and a fresh index may order ties differently).
+    for name, row in summary["platform"].items():
+        other = again["platform"][name]
+        assert other["queries"] == row["queries"], name
+        one_query = 100.0 / row["queries"] + 0.1  # at most one rank-1 tie flips
+        assert other["R1"] == pytest.approx(row["R1"], abs=one_query), name
+        assert other["mAP"] == pytest.approx(row["mAP"], abs=2.0), name
 
 
 def test_demo_without_checkpoint_or_training_stops_cleanly(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .naming import check_name, collection_name
-from .validation import as_matrix
+from .validation import as_vector
 
 _ATTR_KEY_BAD = set(".[]\"'")
 
@@ -218,7 +218,6 @@ class VectorIndex(ABC):
         vectors finite with the collection's dim, payloads JSON) and nothing is written if any
         point is bad."""
 
-    @abstractmethod
     def search(
         self,
         target: str,
@@ -229,8 +228,16 @@ class VectorIndex(ABC):
         score_threshold: float | None = None,
     ) -> list[Hit]:
         """Nearest points by cosine similarity, best first; ``score_threshold`` keeps
-        ``score >= threshold``."""
+        ``score >= threshold``. One row of :meth:`search_batch`."""
+        return self.search_batch(
+            target,
+            as_vector(vector)[None, :],
+            limit=limit,
+            flt=flt,
+            score_threshold=score_threshold,
+        )[0]
 
+    @abstractmethod
     def search_batch(
         self,
         target: str,
@@ -240,11 +247,7 @@ class VectorIndex(ABC):
         flt: SearchFilter | None = None,
         score_threshold: float | None = None,
     ) -> list[list[Hit]]:
-        """One :meth:`search` per row of ``vectors``; backends may plan them together."""
-        return [
-            self.search(target, v, limit=limit, flt=flt, score_threshold=score_threshold)
-            for v in as_matrix(vectors)
-        ]
+        """:meth:`search` for every row of ``vectors``, planned together by the backend."""
 
     @abstractmethod
     def retrieve(

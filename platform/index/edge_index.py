@@ -35,7 +35,7 @@ from .base import AnyOf, CollectionInfo, Hit, IndexPoint, SearchFilter, VectorIn
 from .errors import CollectionNotFound, DimensionMismatch, IndexClosed, IndexLocked, PointNotFound
 from .ids import normalise_id
 from .naming import check_name, is_valid_name
-from .validation import as_matrix, as_vector, clean_payload, positive_limit, prepare_points
+from .validation import as_matrix, clean_payload, positive_limit, prepare_points
 
 _META = "collection.json"
 _FORMAT = 1
@@ -264,23 +264,6 @@ class EdgeIndex(VectorIndex):
             end = min(start + _UPSERT_CHUNK, len(ids))
             batch = [qe.Point(ids[i], rows[i].tolist(), payloads[i]) for i in range(start, end)]
             shard.update(qe.UpdateOperation.upsert_points(batch))
-
-    def search(
-        self,
-        target: str,
-        vector: Any,
-        *,
-        limit: int = 10,
-        flt: SearchFilter | None = None,
-        score_threshold: float | None = None,
-    ) -> list[Hit]:
-        return self.search_batch(
-            target,
-            as_vector(vector)[None, :],
-            limit=limit,
-            flt=flt,
-            score_threshold=score_threshold,
-        )[0]
 
     def search_batch(
         self,

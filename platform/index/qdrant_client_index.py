@@ -21,7 +21,7 @@ from .base import AnyOf, CollectionInfo, Hit, IndexPoint, SearchFilter, VectorIn
 from .errors import CollectionNotFound, DimensionMismatch, IndexClosed, PointNotFound
 from .ids import normalise_id
 from .naming import check_name
-from .validation import as_matrix, as_vector, clean_payload, positive_limit, prepare_points
+from .validation import as_matrix, clean_payload, positive_limit, prepare_points
 
 # Payload fields the filters read; `attributes.*` keys are open-ended and stay unindexed.
 PAYLOAD_SCHEMA: dict[str, models.PayloadSchemaType] = {
@@ -237,23 +237,6 @@ class QdrantClientIndex(VectorIndex):
             params=self._params if self._server else None,
             with_payload=True,
         )
-
-    def search(
-        self,
-        target: str,
-        vector: Any,
-        *,
-        limit: int = 10,
-        flt: SearchFilter | None = None,
-        score_threshold: float | None = None,
-    ) -> list[Hit]:
-        return self.search_batch(
-            target,
-            as_vector(vector)[None, :],
-            limit=limit,
-            flt=flt,
-            score_threshold=score_threshold,
-        )[0]
 
     def search_batch(
         self,

@@ -85,20 +85,10 @@ def ingest(
     ] = False,
 ) -> None:
     """Ingest files or folders (in this process, or through the workers with --async)."""
-    if run_async:
-        from aioreid.platform.cli_jobs import submit_ingest
+    if run_async:  # the jobs CLI queues it (and turns bad paths into a clear error)
+        from aioreid.platform.cli_jobs import ingest_async
 
-        job_id, n = submit_ingest(
-            paths,
-            camera=camera,
-            modality=modality,
-            detector=detector,
-            start_time=start_time,
-            sample_fps=sample_fps,
-        )
-        typer.echo(
-            f"job {job_id}: {n} files submitted; `aioreid jobs show {job_id} --follow` follows it"
-        )
+        ingest_async(paths, camera, modality, detector, start_time, sample_fps)
         return
     from aioreid.platform.cli_jobs import media_files
     from aioreid.platform.pipeline.frames import SamplingOptions

@@ -65,3 +65,9 @@ def test_unknown_dataset_is_a_clear_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["datasets", "inspect", "no-such-set", str(tmp_path)])
     assert result.exit_code == 2
     assert "market1501" in result.output  # the message lists the valid names
+
+
+def test_ingest_async_refuses_a_missing_path_readably(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["ingest", str(tmp_path / "nowhere"), "--async"])
+    assert res.exit_code == 2
+    assert "no such file or folder" in res.output and "Traceback" not in res.output

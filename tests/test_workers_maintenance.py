@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,9 +21,10 @@ from celery.contrib.testing.worker import start_worker
 from celery.signals import task_prerun
 from platform_fixtures import TINY, jpeg, person_image
 from sqlalchemy import func, select
+from test_workers_ingest import worker_settings
 
 from aioreid.encoder.model import AIOModel
-from aioreid.platform.config import Settings, get_settings
+from aioreid.platform.config import Settings
 from aioreid.platform.db.models import IndexGeneration, Media, Sighting
 from aioreid.platform.pipeline.ingest import ingest_bytes
 from aioreid.platform.search.service import SearchService
@@ -34,32 +35,6 @@ from aioreid.workers.app import make_celery, worker_services
 REDIS_URL = os.environ.get("AIOREID_TEST_MAINTENANCE_REDIS", "redis://127.0.0.1:6379/13")
 T0 = datetime(2024, 6, 1, 9, 0, tzinfo=timezone.utc)
 N = 12
-
-
-@contextmanager
-def configured(env: dict[str, str]) -> Iterator[Settings]:
-    """This process's settings, and so ``worker_services()``, from ``env``; undone after."""
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        get_settings.cache_clear()
-        worker_services.cache_clear()
-        try:
-            yield get_settings()
-        finally:
-            if worker_services.cache_info().currsize:
-                worker_services().close()
-            worker_services.cache_clear()
-            get_settings.cache_clear()
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 @dataclass
@@ -140,7 +115,7 @@ def test_check_encoder_chain_swaps_while_search_keeps_answering(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Encoder A configured: the gallery is indexed with it.
-    with configured({**stack.env, "AIOREID_ENCODER__CHECKPOINT": str(stack.checkpoints["a"])}):
+    with worker_settings({**stack.env, "AIOREID_ENCODER__CHECKPOINT": str(stack.checkpoints["a"])}):
         svc = worker_services()
         version_a = svc.encoder.version
         for i in range(N):
@@ -151,7 +126,7 @@ def test_check_encoder_chain_swaps_while_search_keeps_answering(
     env_b = {**stack.env, "AIOREID_ENCODER__CHECKPOINT": str(stack.checkpoints["b"])}
     monkeypatch.setattr(tasks_maintenance, "STEPS_PER_TASK", 1)
     monkeypatch.setattr(tasks_maintenance, "REINDEX_BATCH", 3)
-    with configured(env_b) as settings, worker(settings) as app:
+    with worker_settings(env_b) as settings, worker(settings) as app:
         svc = worker_services()
         version_b = svc.encoder.version
         search = SearchService(svc)
@@ -194,7 +169,7 @@ def test_check_encoder_chain_swaps_while_search_keeps_answering(
 
 def test_retention_task_is_a_no_op_until_days_are_set(stack: Stack) -> None:
     env = {**stack.env, "AIOREID_ENCODER__CHECKPOINT": str(stack.checkpoints["b"])}
-    with configured(env) as settings, worker(settings) as app:
+    with worker_settings(env) as settings, worker(settings) as app:
         svc = worker_services()
         for name, start in (("old.jpg", T0), ("recent.jpg", None)):
             res = ingest_bytes(svc, jpeg(person_image(99 + len(name))), name, start_time=start)
@@ -221,7 +196,7 @@ def test_retention_task_is_a_no_op_until_days_are_set(stack: Stack) -> None:
 
 
 def test_beat_schedule_names_registered_tasks(stack: Stack) -> None:
-    with configured(stack.env) as settings:
+    with worker_settings(stack.env) as settings:
         app = make_celery(settings)
         app.loader.import_default_modules()
         schedule = app.conf.beat_schedule

@@ -26,6 +26,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "w/o CC": {"model": {"use_cc": False}},
     "w/o VGMAM": {"model": {"use_vgmam": False}},
     "w/o MFB": {"model": {"use_mfb": False}},
+    "w/o attr binding": {"model": {"use_attr": False}},
     "w/o synthesis": {"synthesize_missing": False},
     "backbone unfrozen": {"unfreeze_backbone": True},
 }

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from aioreid.encoder.data.records import Modality
 from aioreid.encoder.model import (
     AIOConfig,
     AIOModel,
@@ -248,3 +249,39 @@ def test_mfb_can_bind_to_a_detached_text_anchor(backbone: FrozenBackbone) -> Non
     assert float(m.tokenizer.images["rgb"].proj.weight.grad.abs().sum()) > 0
     with pytest.raises(ValueError, match="binds every view to text"):
         compute_losses(m, {k: v for k, v in _batch().items() if k != "text"})
+
+
+def test_attribute_binding_targets_mask_colours_and_learn(backbone: FrozenBackbone) -> None:
+    kw = {"use_attr": True, "use_vgmam": False, "use_mfb": False, "use_cc": False}
+    m = _model(backbone, **kw)
+    head = m.attr
+    assert head is not None
+    t = head.targets(["A man in a RED Jacket.", "nothing known", "black jeans, black shoes"])
+    words = lambda row: {head.words[i] for i in t[row].nonzero().flatten().tolist()}  # noqa: E731
+    assert words(0) == {"man", "red", "jacket"}
+    assert words(1) == set()
+    assert words(2) == {"black", "jeans", "shoes"}
+    # An IR view is never asked for colours: its loss ignores colour logits entirely.
+    feats = torch.randn(3, m.embed_dim, generator=torch.Generator().manual_seed(0))
+    ir_loss, _ = head.loss(feats, t, (Modality.IR,))
+    ir_loss.backward()
+    colour_cols = head.colour.nonzero().flatten()
+    assert colour_cols.numel() > 0
+    assert float(head.linear.weight.grad[colour_cols].abs().sum()) == 0.0
+    assert float(head.linear.weight.grad[~head.colour].abs().sum()) > 0.0
+    # Without attr_text in the batch there is nothing to bind: the loss is absent.
+    batch = _batch()
+    assert "attr" not in compute_losses(m, batch)
+    batch["attr_text"] = batch["text"]
+    g = torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(m.parameters_to_train(), lr=1e-2)
+    first = None
+    for _ in range(60):
+        out = compute_losses(m, batch, generator=g)
+        first = float(out["attr"].detach()) if first is None else first
+        opt.zero_grad()
+        out["total"].backward()
+        opt.step()
+    assert {"attr", "attr_f1_rgb", "attr_f1_ir", "attr_f1_text"} <= set(out)
+    assert float(out["attr"].detach()) < 0.5 * first
+    assert float(out["attr_f1_text"]) > 0.9

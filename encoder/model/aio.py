@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.records import Modality
+from .attributes import AttributeHead
 from .backbones import FrozenBackbone, build_backbone
 from .heads import DEFAULT_ATTRIBUTE_WORDS, MFBHead, VGMAMHead
 from .tokenizers import MultimodalTokenizer, Part, TextBatch, TextTokenizer
@@ -173,6 +174,11 @@ class AIOConfig:
     #: image↔text alignment start from the backbone's own word space.
     image_vocab: bool = False
     centering_momentum: float = 0.1
+    #: Attribute binding (OUR CHOICE, off by default; see :mod:`.attributes`): every view's
+    #: feature predicts the attribute words of its identity's captions, so IR and sketch get
+    #: supervision that transfers to unseen people.
+    use_attr: bool = False
+    attr_weight: float = 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples become lists)."""
@@ -269,6 +275,9 @@ class AIOModel(nn.Module):
                 self.register_buffer(name, torch.zeros(self.embed_dim))
                 self.register_buffer(name + "_var", torch.ones(self.embed_dim))
                 self._center_names[key] = name
+        self.attr: AttributeHead | None = None
+        if cfg.use_attr:
+            self.attr = AttributeHead(self.embed_dim, cfg.attribute_words)
         self.mfb: MFBHead | None = None
         if cfg.use_mfb:
             self.mfb = MFBHead(cfg.mfb_temperature, learnable=cfg.mfb_learnable_temperature)

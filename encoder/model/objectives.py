@@ -3,7 +3,8 @@
 Batch format (what the training loop passes)::
 
     {"rgb": B x 3 x H x W, "ir": B x 3 x H x W, "sketch": B x 3 x H x W,   # float, normalised
-     "text": list[str] (B captions), "pids": LongTensor[B] relabelled 0..C-1}
+     "text": list[str] (B captions), "pids": LongTensor[B] relabelled 0..C-1,
+     "attr_text": list[str] (optional: all captions of each sample's identity, joined)}
 
 Image keys or ``"text"`` may be absent (or ``None``); views needing them are then skipped.
 """
@@ -53,7 +54,8 @@ def compute_losses(
     (batch-hard triplet on pre-BN features, mean over views), ``cc`` (their weighted sum),
     ``vgmam`` (+ metric ``vgmam_acc``, detached; needs text and rgb), ``mfb`` (every non-RGB
     view bound to RGB; needs rgb) and ``total`` = cc_weight*cc + vgmam_weight*vgmam +
-    mfb_weight*mfb. A head switched off in the config has no keys.
+    mfb_weight*mfb (+ attr_weight*attr: attribute binding of every view, needs
+    ``attr_text``; metrics ``attr_f1_<view>``). A head switched off in the config has no keys.
     """
     cfg = model.config
     if "pids" not in batch:
@@ -133,6 +135,16 @@ def compute_losses(
         losses["vgmam"] = vg_loss
         losses["vgmam_acc"] = vg_acc
         total = total + cfg.vgmam_weight * vg_loss
+
+    attr_text = batch.get("attr_text")
+    if cfg.use_attr and model.attr is not None and attr_text is not None:
+        targets = model.attr.targets(list(attr_text))
+        parts = [model.attr.loss(f, targets, v) for v, f in zip(views, bn, strict=True)]
+        attr = torch.stack([p[0] for p in parts]).mean()
+        losses["attr"] = attr
+        for view, (_, f1) in zip(views, parts, strict=True):
+            losses[f"attr_f1_{'+'.join(m.value for m in view)}"] = f1
+        total = total + cfg.attr_weight * attr
 
     if cfg.use_mfb and model.mfb is not None:
         anchor_view = parse_view(cfg.mfb_anchor)

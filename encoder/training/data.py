@@ -37,7 +37,17 @@ from aioreid.encoder.training.transforms import (
 __all__ = ["BATCH_KEYS", "STAGES", "MultimodalTrainSet", "collate"]
 
 #: Keys of a collated batch (see :func:`collate`).
-BATCH_KEYS = ("rgb", "ir", "sketch", "text", "pids", "has_ir", "has_sketch", "has_text")
+BATCH_KEYS = (
+    "rgb",
+    "ir",
+    "sketch",
+    "text",
+    "attr_text",
+    "pids",
+    "has_ir",
+    "has_sketch",
+    "has_text",
+)
 
 #: Progressive-training stages → the dataset flags implementing them.
 STAGES: dict[int, dict[str, bool]] = {
@@ -281,6 +291,7 @@ class MultimodalTrainSet(Dataset):
             "ir": ir,
             "sketch": sketch,
             "text": text,
+            "attr_text": " ".join(self.captions.get(label, [])),
             "pid": label,
             "index": index,
             "has_ir": ir is not None,
@@ -293,7 +304,8 @@ class MultimodalTrainSet(Dataset):
     def __getitem__(self, item: int | tuple[int, int]) -> dict[str, Any]:
         """One training sample: "rgb", "ir", "sketch" (float tensors 3xHxW, normalised; a
         zero image when a modality is missing and ``synthesize_missing`` is off), "text"
-        (a caption of the identity, preferably of this image, or ""), "pid" (label),
+        (a caption of the identity, preferably of this image, or ""), "attr_text" (all of the
+        identity's captions, joined), "pid" (label),
         "index" and the bool flags "has_ir", "has_sketch", "has_text", "ir_real",
         "sketch_real". ``item`` is an index or an ``(index, repeat)`` pair.
 
@@ -325,7 +337,8 @@ class MultimodalTrainSet(Dataset):
 
 def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Stack items into a batch with exactly the keys :data:`BATCH_KEYS`: "rgb", "ir",
-    "sketch" (Bx3xHxW float), "text" (list of str), "pids" (int64 B), "has_ir",
+    "sketch" (Bx3xHxW float), "text" (list of str), "attr_text" (all captions of the
+    identity, joined: attribute-binding targets), "pids" (int64 B), "has_ir",
     "has_sketch", "has_text" (bool B)."""
     if not items:
         raise ValueError("collate: empty batch")
@@ -334,6 +347,7 @@ def collate(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "ir": torch.stack([it["ir"] for it in items]),
         "sketch": torch.stack([it["sketch"] for it in items]),
         "text": [str(it["text"]) for it in items],
+        "attr_text": [str(it.get("attr_text", "")) for it in items],
         "pids": torch.tensor([int(it["pid"]) for it in items], dtype=torch.long),
         "has_ir": torch.tensor([bool(it["has_ir"]) for it in items], dtype=torch.bool),
         "has_sketch": torch.tensor([bool(it["has_sketch"]) for it in items], dtype=torch.bool),

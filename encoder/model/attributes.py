@@ -106,8 +106,8 @@ class AttributeHead(nn.Module):
         self, features: Tensor, targets: Tensor, view: Collection[Modality]
     ) -> tuple[Tensor, Tensor]:
         """Binary cross-entropy (per positive word) of one view's features (``[B, D]``)
-        against ``targets`` (rows with no word at all are skipped) and, detached, the F1 of its predictions.
-        Colour words are ignored for views with neither RGB nor text."""
+        against ``targets`` (rows with no word at all are skipped) and, detached, the F1 of
+        its predictions. Colour words are ignored for views with neither RGB nor text."""
         keep_rows = targets.sum(1) > 0
         cols = torch.ones_like(self.colour)
         if Modality.RGB not in view and Modality.TEXT not in view:

@@ -191,3 +191,40 @@ def test_unfrozen_backbone_run_is_restored_with_its_fine_tuned_weights(
     for model in (resumed.model, loaded.model):
         for k, v in model.backbone.state_dict().items():
             assert torch.equal(v, tuned[k]), k
+
+
+@pytest.mark.parametrize(
+    ("mode", "native", "expected"),
+    [
+        ("auto", False, None),  # emulated bf16 is slower than fp32: stay in fp32
+        ("auto", True, torch.bfloat16),
+        ("off", True, None),
+        ("bf16", True, torch.bfloat16),
+    ],
+)
+def test_cpu_mixed_precision_only_with_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, mode: str, native: bool, expected: torch.dtype | None
+) -> None:
+    from types import SimpleNamespace
+
+    from aioreid.encoder.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_has_native_bf16", lambda: native)
+    fake = SimpleNamespace(cfg=SimpleNamespace(amp=mode), device=torch.device("cpu"))
+    dtype, scaler = trainer_module.Trainer._amp(fake)  # type: ignore[arg-type]
+    assert (dtype, scaler) == (expected, None)
+
+
+def test_explicit_bf16_on_a_cpu_without_it_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from aioreid.encoder.training import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "cpu_has_native_bf16", lambda: False)
+    fake = SimpleNamespace(cfg=SimpleNamespace(amp="bf16"), device=torch.device("cpu"))
+    with pytest.warns(UserWarning, match="emulated and slow"):
+        assert trainer_module.Trainer._amp(fake)[0] is torch.bfloat16  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        trainer_module.Trainer._amp(  # type: ignore[arg-type]
+            SimpleNamespace(cfg=SimpleNamespace(amp="fp16"), device=torch.device("cpu"))
+        )

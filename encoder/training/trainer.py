@@ -144,7 +144,7 @@ class Trainer:
     def _amp(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
         """auto: bf16 (or fp16 with a scaler) on CUDA; on CPU bf16 only where the CPU has
         native bf16 matmuls (AVX512-BF16/AMX: ~1.4x faster than fp32), else fp32 — emulated
-        bf16 was measured ~4x *slower* than fp32 on an AVX512 CPU without them."""
+        bf16 was measured ~2.5x *slower* than fp32 on an AVX512 CPU without them."""
         mode = self.cfg.amp
         if mode == "off":
             return None, None

@@ -120,6 +120,8 @@ class AIOConfig:
     local_files_only: bool = True
     image_size: tuple[int, int] = (128, 64)
     stem_channels: tuple[int, int] = (32, 64)
+    #: Residual conv blocks after each image tokenizer's stem (OUR CHOICE, default 0).
+    stem_blocks: int = 0
     patch_size: int = 4
     text_max_len: int = 77
     text_tokenizer: str | None = None
@@ -241,6 +243,7 @@ class AIOModel(nn.Module):
             width,
             image_size=tuple(cfg.image_size),  # type: ignore[arg-type]
             stem_channels=tuple(cfg.stem_channels),  # type: ignore[arg-type]
+            stem_blocks=cfg.stem_blocks,
             patch_size=cfg.patch_size,
             text=text,
             shared_image_init=cfg.shared_image_init,

@@ -76,6 +76,25 @@ class IBN(nn.Module):
         return torch.cat([self.inorm(a.contiguous()), self.bnorm(b.contiguous())], dim=1)
 
 
+class ResidualBlock(nn.Module):
+    """Two 3x3 convs (IBN, ReLU) with an identity shortcut: widens a token's receptive field
+    and adds capacity before the patch projection, at the stem's resolution."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            IBN(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+        nn.init.zeros_(self.body[-1].weight)  # starts as the identity
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x + self.body(x))
+
+
 def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
@@ -87,7 +106,9 @@ class ImageTokenizer(nn.Module):
     ``patch_size`` x ``patch_size`` stride-``patch_size`` projection to ``width``; total stride
     ``4 * patch_size`` (16 by default, like ViT-B/16). 128x64 input -> 8x4 = 32 tokens;
     256x128 -> 16x8 = 128 tokens. Inputs of another size get bicubically interpolated
-    position embeddings.
+    position embeddings. ``stem_blocks`` residual blocks (OUR CHOICE, default 0) follow the
+    stem: two conv layers see only local colour, while the colour-free modalities (IR, sketch)
+    are told apart by shape and texture over larger windows.
     """
 
     def __init__(
@@ -97,8 +118,11 @@ class ImageTokenizer(nn.Module):
         image_size: tuple[int, int] = (128, 64),
         stem_channels: tuple[int, int] = (32, 64),
         patch_size: int = 4,
+        stem_blocks: int = 0,
     ) -> None:
         super().__init__()
+        if stem_blocks < 0:
+            raise ValueError(f"stem_blocks must be >= 0, got {stem_blocks}")
         c1, c2 = stem_channels
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.patch_size = int(patch_size)
@@ -110,6 +134,7 @@ class ImageTokenizer(nn.Module):
             nn.Conv2d(c1, c2, 3, stride=2, padding=1, bias=False),
             IBN(c2),
             nn.ReLU(inplace=True),
+            *(ResidualBlock(c2) for _ in range(stem_blocks)),
         )
         self.proj = nn.Conv2d(c2, width, self.patch_size, stride=self.patch_size)
         self.grid = self.grid_for(self.image_size)
@@ -345,6 +370,7 @@ class MultimodalTokenizer(nn.Module):
         image_size: tuple[int, int] = (128, 64),
         stem_channels: tuple[int, int] = (32, 64),
         patch_size: int = 4,
+        stem_blocks: int = 0,
         text: TextTokenizer | None = None,
         shared_image_init: bool = False,
         share_image_tokenizer: bool = False,
@@ -369,6 +395,7 @@ class MultimodalTokenizer(nn.Module):
                 image_size=image_size,
                 stem_channels=stem_channels,
                 patch_size=patch_size,
+                stem_blocks=stem_blocks,
             )
 
         if share_image_tokenizer:

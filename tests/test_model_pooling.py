@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from aioreid.encoder.data.records import Modality
@@ -65,3 +66,26 @@ def test_ir_and_sketch_tokenizers_can_start_as_copies_of_rgb() -> None:
     assert not torch.equal(
         apart.tokenizer.images["rgb"].state_dict()[w], apart.tokenizer.images["ir"].state_dict()[w]
     )
+
+
+def test_visual_words_are_word_mixtures_and_scale_sharpens_them() -> None:
+    x = torch.randn(6, 3, 32, 16, generator=torch.Generator().manual_seed(1))
+    spread = {}
+    for scale in (1.0, 8.0):
+        torch.manual_seed(0)
+        m = _model(image_vocab=True, image_vocab_scale=scale).eval()
+        tok = m.tokenizer
+        assert tok.vocab_ids.numel() > 10  # attribute + filler words of the tokenizer's vocab
+        with torch.no_grad():
+            tokens, _ = tok._part(Modality.RGB, x)
+            words = tok.text.embed.weight[tok.vocab_ids]
+            n = tokens.shape[1]
+            mix = tokens - tok.text.pos_embed[1 : 1 + n] - tok.modality_embedding(Modality.RGB)
+        # Every image token is a convex mixture of the visual words' embeddings.
+        assert bool((mix >= words.min(0).values - 1e-5).all())
+        assert bool((mix <= words.max(0).values + 1e-5).all())
+        spread[scale] = float(mix.std(0).mean())
+    # A sharper softmax picks words more decisively: images differ more to the backbone.
+    assert spread[8.0] > 2 * spread[1.0]
+    with pytest.raises(ValueError, match="vocab_scale"):
+        _model(image_vocab=True, image_vocab_scale=0.0)

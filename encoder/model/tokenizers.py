@@ -375,6 +375,7 @@ class MultimodalTokenizer(nn.Module):
         shared_image_init: bool = False,
         share_image_tokenizer: bool = False,
         vocab_ids: Sequence[int] | None = None,
+        vocab_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.width = int(width)
@@ -388,6 +389,9 @@ class MultimodalTokenizer(nn.Module):
             persistent=False,
         )
         image_width = len(vocab_ids) if vocab_ids else width
+        if vocab_scale <= 0:
+            raise ValueError(f"vocab_scale must be > 0, got {vocab_scale}")
+        self.vocab_scale = float(vocab_scale)
 
         def make() -> ImageTokenizer:
             return ImageTokenizer(
@@ -438,7 +442,8 @@ class MultimodalTokenizer(nn.Module):
                 words = self.text.embed.weight[self.vocab_ids]
                 n = tokens.shape[1]
                 pos = self.text.pos_embed[1 : 1 + n] if n < self.text.max_len else 0.0
-                tokens = tokens.float().softmax(-1).to(words.dtype) @ words + pos
+                weights = (tokens.float() * self.vocab_scale).softmax(-1)
+                tokens = weights.to(words.dtype) @ words + pos
             mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         return tokens + self.modality_embedding(modality), mask
 

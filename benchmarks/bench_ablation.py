@@ -71,13 +71,19 @@ def main() -> None:
         results.append(run_variant(name, args.config, args.world, args.minutes, args.out))
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    for setting in results[0]["rows"]:
-        print(f"\n{setting}")
-        print(f"{'variant':<20}{'R1':>7}{'mAP':>7}{'mINP':>7}")
-        for r in results:
-            row = r["rows"][setting]
-            print(f"{r['variant']:<20}{row['R1']:>7.1f}{row['mAP']:>7.1f}{row['mINP']:>7.1f}")
+    print(ablation_table(results))
 
+
+def ablation_table(results: list[dict[str, Any]]) -> str:
+    """The paper's ablation shape: one row per variant (with its training steps), one
+    ``R1 / mAP`` column per setting, as a markdown table."""
+    settings = list(results[0]["rows"])
+    head = "| variant | steps | " + " | ".join(f"{s} R1 / mAP" for s in settings) + " |"
+    lines = [head, "|" + "---|" * (len(settings) + 2)]
+    for r in results:
+        cells = [f"{r['rows'][s]['R1']:.1f} / {r['rows'][s]['mAP']:.1f}" for s in settings]
+        lines.append(f"| {r['variant']} | {r['train']['steps']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     main()

@@ -24,43 +24,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..data.records import Modality
+from .heads import COLOUR_ATTRIBUTE_WORDS
 
 __all__ = ["COLOUR_WORDS", "AttributeHead"]
 
-#: Words that name a colour or a shade: unobservable in IR and sketch views.
+#: Words that name a colour or a shade (hair colours too): unobservable in IR and sketch.
 COLOUR_WORDS: frozenset[str] = frozenset(
-    [
-        "black",
-        "white",
-        "gray",
-        "grey",
-        "red",
-        "crimson",
-        "blue",
-        "navy",
-        "green",
-        "yellow",
-        "orange",
-        "pink",
-        "purple",
-        "violet",
-        "brown",
-        "beige",
-        "khaki",
-        "tan",
-        "dark",
-        "light",
-        "silver",
-        "gold",
-        "golden",
-        "colorful",
-        "colourful",
-        "blond",
-        "blonde",
-        "brunette",
-        "ginger",
-        "auburn",
-    ]
+    (*COLOUR_ATTRIBUTE_WORDS, "blond", "blonde", "brunette", "ginger", "auburn")
 )
 
 _WORD = re.compile(r"[a-z]+")

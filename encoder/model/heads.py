@@ -18,15 +18,15 @@ from .losses import supervised_infonce
 from .tokenizers import TextBatch, TextTokenizer
 
 __all__ = [
+    "COLOUR_ATTRIBUTE_WORDS",
     "DEFAULT_ATTRIBUTE_WORDS",
     "MFBHead",
     "VGMAMHead",
     "mask_attribute_words",
 ]
 
-#: Words VGMAM may mask (OUR CHOICE list): colours, garments, accessories, hair, gender.
-DEFAULT_ATTRIBUTE_WORDS: tuple[str, ...] = (
-    # colours
+#: Colour and shade words (the first block of :data:`DEFAULT_ATTRIBUTE_WORDS`).
+COLOUR_ATTRIBUTE_WORDS: tuple[str, ...] = (
     "black",
     "white",
     "gray",
@@ -52,6 +52,11 @@ DEFAULT_ATTRIBUTE_WORDS: tuple[str, ...] = (
     "golden",
     "colorful",
     "colourful",
+)
+
+#: Words VGMAM may mask (OUR CHOICE list): colours, garments, accessories, hair, gender.
+DEFAULT_ATTRIBUTE_WORDS: tuple[str, ...] = (
+    *COLOUR_ATTRIBUTE_WORDS,
     # garments and materials / patterns
     "shirt",
     "shirts",

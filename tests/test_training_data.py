@@ -289,7 +289,12 @@ def test_collate_keys_and_dtypes(world: list[Record]) -> None:
     ds = MultimodalTrainSet.from_records(world, size=SIZE)
     batch = collate([ds[i] for i in range(5)])
     assert tuple(batch) == BATCH_KEYS
-    assert set(batch) == {"rgb", "ir", "sketch", "text", "pids", "has_ir", "has_sketch", "has_text"}
+    assert set(batch) == {
+        *("rgb", "ir", "sketch", "text", "attr_text", "pids", "has_ir", "has_sketch", "has_text")
+    }
+    # attribute-binding targets: every caption of the identity, so they contain its caption
+    for text, words in zip(batch["text"], batch["attr_text"], strict=True):
+        assert text in words
     for key in ("rgb", "ir", "sketch"):
         assert batch[key].shape == (5, 3, *SIZE) and batch[key].dtype == torch.float32
     assert batch["pids"].dtype == torch.long and batch["pids"].shape == (5,)

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from ..data.records import Modality
-from .aio import AIOModel, parse_view
+from .aio import AIOModel, parse_view, view_key
 from .heads import mask_attribute_words
 from .losses import batch_hard_triplet_loss, label_smoothing_cross_entropy
 from .tokenizers import Part
@@ -96,7 +96,7 @@ def compute_losses(
         with torch.no_grad():  # per-view training accuracy: which modality learns identity
             hit = (logits.argmax(1) == pids.repeat(len(views))).float().split(b)
             for view, h in zip(views, hit, strict=True):
-                losses[f"acc_{'+'.join(m.value for m in view)}"] = h.mean()
+                losses[f"acc_{view_key(view)}"] = h.mean()
         cc = cc_id
         if cfg.use_triplet:
             trip = torch.stack(
@@ -143,7 +143,7 @@ def compute_losses(
         attr = torch.stack([p[0] for p in parts]).mean()
         losses["attr"] = attr
         for view, (_, f1) in zip(views, parts, strict=True):
-            losses[f"attr_f1_{'+'.join(m.value for m in view)}"] = f1
+            losses[f"attr_f1_{view_key(view)}"] = f1
         total = total + cfg.attr_weight * attr
 
     if cfg.use_mfb and model.mfb is not None:

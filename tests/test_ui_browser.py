@@ -131,12 +131,43 @@ def browser() -> Iterator[object]:
 
 
 def _wait(driver, cond, timeout: float = 90):  # type: ignore[no-untyped-def]
+    """Poll ``cond`` until truthy. Streamlit re-renders the page on every interaction, so an
+    element found a moment ago may be gone: lookups that hit a stale or missing element retry."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.3).until(cond)
+    ignored = (StaleElementReferenceException, NoSuchElementException)
+    return WebDriverWait(driver, timeout, poll_frequency=0.3, ignored_exceptions=ignored).until(
+        cond
+    )
 
 
-def _button(driver, label: str):  # type: ignore[no-untyped-def]
+def _act(driver, find, action):  # type: ignore[no-untyped-def]
+    """Find an element and act on it in one retried step (a re-render between the two would
+    otherwise leave a stale reference)."""
+
+    def attempt(d):  # type: ignore[no-untyped-def]
+        element = find(d)
+        if not element:
+            return False
+        action(element)
+        return True
+
+    return _wait(driver, attempt)
+
+
+def _type(driver, by: str, selector: str, *keys: str) -> None:
+    """Replace the text of the element at ``selector`` with ``keys``."""
+
+    def action(el):  # type: ignore[no-untyped-def]
+        el.clear()
+        el.send_keys(*keys)
+
+    _act(driver, lambda d: d.find_element(by, selector), action)
+
+
+def _click(driver, label: str) -> None:
+    """Click the enabled button labelled ``label`` (retried across re-renders)."""
     from selenium.webdriver.common.by import By
 
     def find(d):  # type: ignore[no-untyped-def]
@@ -145,7 +176,7 @@ def _button(driver, label: str):  # type: ignore[no-untyped-def]
                 return b
         return False
 
-    return _wait(driver, find)
+    _act(driver, find, lambda b: b.click())
 
 
 def test_text_search_and_review_in_a_real_browser(console_url, browser) -> None:  # type: ignore[no-untyped-def]
@@ -155,13 +186,11 @@ def test_text_search_and_review_in_a_real_browser(console_url, browser) -> None:
     url, home = console_url
     d = browser
     d.get(url)
-    key_box = _wait(d, lambda d: d.find_element(By.CSS_SELECTOR, "input[type='password']"))
-    key_box.send_keys(KEY)
-    _button(d, "Sign in").click()
-    box = _wait(d, lambda d: d.find_element(By.TAG_NAME, "textarea"))
-    box.send_keys("a person with a red top")
-    box.send_keys(Keys.CONTROL, Keys.ENTER)  # commit the text area
-    _button(d, "Search").click()
+    _type(d, By.CSS_SELECTOR, "input[type='password']", KEY)
+    _click(d, "Sign in")
+    # Ctrl+Enter commits the text area to Streamlit before the button reads it.
+    _type(d, By.TAG_NAME, "textarea", "a person with a red top", Keys.CONTROL, Keys.ENTER)
+    _click(d, "Search")
     _wait(d, lambda d: "sightings in" in d.find_element(By.TAG_NAME, "body").text)
     _wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "img")) >= 8)
     body = d.find_element(By.TAG_NAME, "body").text
@@ -170,7 +199,7 @@ def test_text_search_and_review_in_a_real_browser(console_url, browser) -> None:
     shot = SCREENSHOT_DIR / "console-search-test.png"
     d.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
-    _button(d, "New identity").click()
+    _click(d, "New identity")
     _wait(d, lambda d: "is now identity" in d.find_element(By.TAG_NAME, "body").text)
 
     engine = create_engine(f"sqlite:///{home / 'aioreid.db'}")

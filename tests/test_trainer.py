@@ -121,6 +121,9 @@ def test_builtin_cpu_config_loads_and_bad_configs_are_explained(tmp_path: Path) 
     cfg = load_config("cpu-synthetic")
     assert cfg.model["backbone"] == "minilm-l6" and cfg.max_minutes == 15
     assert [s.use_real_ir for s in cfg.stages] == [False, True]
+    long = load_config("cpu-synthetic-long")  # the same recipe, longer
+    assert long.model == cfg.model and long.max_minutes > cfg.max_minutes
+    assert long.total_steps > cfg.total_steps and long.output_dir != cfg.output_dir
     with pytest.raises(FileNotFoundError, match="cpu-synthetic"):
         load_config("no-such-config")
     bad = tmp_path / "bad.yaml"

@@ -85,5 +85,6 @@ def ablation_table(results: list[dict[str, Any]]) -> str:
         lines.append(f"| {r['variant']} | {r['train']['steps']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
+
 if __name__ == "__main__":
     main()

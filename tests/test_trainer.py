@@ -124,6 +124,16 @@ def test_builtin_cpu_config_loads_and_bad_configs_are_explained(tmp_path: Path) 
     long = load_config("cpu-synthetic-long")  # the same recipe, longer
     assert long.model == cfg.model and long.max_minutes > cfg.max_minutes
     assert long.total_steps > cfg.total_steps and long.output_dir != cfg.output_dir
+    assert (long.p, long.k, long.lr, long.rgb_gray_p) == (cfg.p, cfg.k, cfg.lr, cfg.rgb_gray_p)
+    child = tmp_path / "child.yaml"
+    child.write_text("base: cpu-synthetic\np: 4\n")
+    assert load_config(child).p == 4 and load_config(child).stages == cfg.stages
+    (tmp_path / "loop.yaml").write_text("base: loop.yaml\n")
+    with pytest.raises(ValueError, match="its own base"):
+        load_config(tmp_path / "loop.yaml")
+    (tmp_path / "orphan.yaml").write_text("base: no-such-base\n")
+    with pytest.raises(FileNotFoundError, match="no-such-base"):
+        load_config(tmp_path / "orphan.yaml")
     with pytest.raises(FileNotFoundError, match="cpu-synthetic"):
         load_config("no-such-config")
     bad = tmp_path / "bad.yaml"

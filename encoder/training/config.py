@@ -93,11 +93,12 @@ def builtin_configs() -> list[str]:
     return sorted(n.removesuffix(".yaml") for n in names if n.endswith(".yaml"))
 
 
-def load_config(spec: str | Path, **overrides: Any) -> TrainConfig:
-    """Read a YAML config from a path or a built-in name; ``overrides`` replace top-level keys."""
+def _read(spec: str | Path, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A config file's mapping, with its ``base`` (a built-in name or a path relative to the
+    file) resolved: keys of the file replace the base's whole (``stages`` is not merged)."""
     path = Path(spec)
     if path.is_file():
-        text = path.read_text()
+        text, where = path.read_text(), str(path.resolve())
     else:
         name = str(spec).removesuffix(".yaml")
         candidate = resources.files("aioreid.encoder.configs") / f"{name}.yaml"
@@ -106,9 +107,24 @@ def load_config(spec: str | Path, **overrides: Any) -> TrainConfig:
                 f"no config file {spec!r} and no built-in config of that name "
                 f"(built-in: {', '.join(builtin_configs())})"
             )
-        text = candidate.read_text()
+        text, where = candidate.read_text(), f"builtin:{name}"
+    if where in seen:
+        raise ValueError(f"config {spec} is its own base (via {' -> '.join(seen)})")
     data = yaml.safe_load(text) or {}
     if not isinstance(data, dict):
         raise ValueError(f"config {spec} must be a YAML mapping, got {type(data).__name__}")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    relative = path.parent / str(base) if path.is_file() else None
+    parent = _read(relative if relative and relative.is_file() else base, (*seen, where))
+    return {**parent, **data}
+
+
+def load_config(spec: str | Path, **overrides: Any) -> TrainConfig:
+    """Read a YAML config from a path or a built-in name; ``overrides`` replace top-level keys.
+
+    A config may name another as ``base`` and list only the keys it changes."""
+    data = _read(spec)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.model_validate(data)

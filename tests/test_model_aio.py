@@ -126,6 +126,30 @@ def test_loss_keys_and_switches(backbone: FrozenBackbone) -> None:
     assert _model(backbone, use_mfb=False).mfb is None
 
 
+def test_vgmam_can_be_guided_by_ir_without_colour_targets(backbone: FrozenBackbone) -> None:
+    batch = _batch()
+    only_vgmam = {"use_cc": False, "use_mfb": False, "train_views": ("text",)}
+    m = _model(backbone, vgmam_views=("rgb", "ir"), **only_vgmam)
+    out = compute_losses(m, batch, generator=torch.Generator().manual_seed(0))
+    assert {"vgmam", "vgmam_acc", "vgmam_acc_ir"} <= set(out)
+    out["total"].backward()
+    ir_grad = m.tokenizer.images["ir"].proj.weight.grad
+    assert ir_grad is not None and ir_grad.abs().sum() > 0  # VGMAM alone trains the IR path
+    default = _model(backbone, **only_vgmam)
+    compute_losses(default, batch, generator=torch.Generator().manual_seed(0))["total"].backward()
+    assert default.tokenizer.images["ir"].proj.weight.grad is None
+    # a caption whose only attribute words are colours gives IR nothing to predict
+    colours = {**batch, "text": ["a red and blue and black one"] * len(batch["pids"])}
+    ir_only = _model(backbone, vgmam_views=("ir",), **only_vgmam)
+    out = compute_losses(ir_only, colours, generator=torch.Generator().manual_seed(0))
+    assert float(out["vgmam"]) == 0.0 and "vgmam_acc" not in out
+    rgb = compute_losses(m, colours, generator=torch.Generator().manual_seed(0))
+    assert float(rgb["vgmam"]) > 0.0  # while RGB predicts the masked colours
+    for bad in ("text", "depth"):
+        with pytest.raises(ValueError, match=bad):
+            _config(vgmam_views=("rgb", bad))
+
+
 def test_loss_weights_and_missing_modalities(backbone: FrozenBackbone) -> None:
     batch = _batch()
     m = _model(backbone, mfb_weight=0.0, vgmam_weight=2.0)

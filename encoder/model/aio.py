@@ -141,6 +141,10 @@ class AIOConfig:
     vgmam_layers: int = 2
     vgmam_heads: int | None = None
     vgmam_tie_embeddings: bool = True
+    #: Image modalities that guide VGMAM. The digest: RGB. OUR CHOICE (option): IR and sketch
+    #: too, predicting only the masked words they can show (no colours) — the one head that
+    #: gives their tokens word-level supervision that holds for people never seen.
+    vgmam_views: tuple[str, ...] = ("rgb",)
     attribute_words: tuple[str, ...] = DEFAULT_ATTRIBUTE_WORDS
     mfb_temperature: float = 0.07
     mfb_learnable_temperature: bool = True
@@ -187,6 +191,11 @@ class AIOConfig:
     #: supervision that transfers to unseen people.
     use_attr: bool = False
     attr_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for v in self.vgmam_views:
+            if Modality.parse(v) is Modality.TEXT:
+                raise ValueError(f"vgmam_views lists image modalities (rgb, ir, sketch), got {v!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples become lists)."""

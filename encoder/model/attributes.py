@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from ..data.records import Modality
 from .heads import COLOUR_ATTRIBUTE_WORDS
 
-__all__ = ["COLOUR_WORDS", "AttributeHead"]
+__all__ = ["COLOUR_WORDS", "AttributeHead", "shows_colour"]
 
 #: Words that name a colour or a shade (hair colours too): unobservable in IR and sketch.
 COLOUR_WORDS: frozenset[str] = frozenset(
@@ -34,6 +34,11 @@ COLOUR_WORDS: frozenset[str] = frozenset(
 )
 
 _WORD = re.compile(r"[a-z]+")
+
+
+def shows_colour(view: Collection[Modality]) -> bool:
+    """Whether a view can tell colours: it has an RGB image or a caption (IR and sketch can't)."""
+    return Modality.RGB in view or Modality.TEXT in view
 
 
 class AttributeHead(nn.Module):
@@ -80,7 +85,7 @@ class AttributeHead(nn.Module):
         its predictions. Colour words are ignored for views with neither RGB nor text."""
         keep_rows = targets.sum(1) > 0
         cols = torch.ones_like(self.colour)
-        if Modality.RGB not in view and Modality.TEXT not in view:
+        if not shows_colour(view):
             cols = ~self.colour
         logits = self(features[keep_rows])[:, cols].float()
         y = targets[keep_rows][:, cols]

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..data.records import Modality
 from .aio import AIOModel, parse_view, view_key
-from .attributes import COLOUR_WORDS
+from .attributes import COLOUR_WORDS, shows_colour
 from .heads import mask_attribute_words
 from .losses import batch_hard_triplet_loss, label_smoothing_cross_entropy
 from .tokenizers import Part
@@ -49,7 +49,7 @@ def _vgmam(
     """VGMAM guided by one image modality: (loss, accuracy). Colour words are never masked
     for a colour-free modality (IR, sketch): nothing in the image could tell them."""
     words = model.config.attribute_words
-    if modality is not Modality.RGB:
+    if not shows_colour((modality,)):
         words = tuple(w for w in words if w not in COLOUR_WORDS)
     masked, labels = mask_attribute_words(
         model.text_tokenizer,

@@ -42,18 +42,29 @@ def synth(
     out: Annotated[Path, typer.Option(help="output folder for the world")],
     identities: Annotated[int, typer.Option(min=2, help="number of identities")] = 100,
     seed: Annotated[int, typer.Option(help="random seed; same seed, same bytes")] = 0,
+    train_fraction: Annotated[
+        float,
+        typer.Option(
+            help="share of identities for training, in (0, 1); the rest are held out for "
+            "zero-shot tests"
+        ),
+    ] = 0.75,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
     videos: Annotated[bool, typer.Option(help="also render video clips per camera")] = True,
 ) -> None:
     """Generate the synthetic multi-camera multimodal world in the public dataset layouts."""
     from aioreid.encoder.data.synth import SynthConfig, generate_world
 
-    cfg = SynthConfig(
-        identities=identities,
-        seed=seed,
-        workers=workers,
-        videos_per_camera=1 if videos else 0,
-    )
+    try:
+        cfg = SynthConfig(
+            identities=identities,
+            seed=seed,
+            train_fraction=train_fraction,
+            workers=workers,
+            videos_per_camera=1 if videos else 0,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from exc
     manifest = generate_world(out, cfg)
     typer.echo(f"world written to {out} ({len(manifest.identities)} identities)")
 

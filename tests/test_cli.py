@@ -71,3 +71,29 @@ def test_ingest_async_refuses_a_missing_path_readably(tmp_path: Path) -> None:
     res = runner.invoke(app, ["ingest", str(tmp_path / "nowhere"), "--async"])
     assert res.exit_code == 2
     assert "no such file or folder" in res.output and "Traceback" not in res.output
+
+
+def test_synth_train_fraction_sets_the_held_out_share(tmp_path: Path) -> None:
+    from aioreid.encoder.data.synth import WorldManifest
+
+    out = tmp_path / "world"
+    res = runner.invoke(
+        app,
+        [
+            "synth",
+            "--out",
+            str(out),
+            "--identities",
+            "10",
+            "--train-fraction",
+            "0.9",
+            "--no-videos",
+            "--workers",
+            "1",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    manifest = WorldManifest.load(out)
+    assert (len(manifest.train_pids), len(manifest.test_pids)) == (9, 1)
+    bad = runner.invoke(app, ["synth", "--out", str(tmp_path / "w2"), "--train-fraction", "1"])
+    assert bad.exit_code == 2 and not (tmp_path / "w2").exists()

@@ -125,6 +125,9 @@ def test_builtin_cpu_config_loads_and_bad_configs_are_explained(tmp_path: Path) 
     assert long.model == cfg.model and long.max_minutes > cfg.max_minutes
     assert long.total_steps > cfg.total_steps and long.output_dir != cfg.output_dir
     assert (long.p, long.k, long.lr, long.rgb_gray_p) == (cfg.p, cfg.k, cfg.lr, cfg.rgb_gray_p)
+    wide = load_config("cpu-synthetic-wide")  # the long recipe on a world of 500 people
+    assert wide.model == long.model and wide.stages == long.stages
+    assert wide.world != long.world and wide.output_dir not in (long.output_dir, cfg.output_dir)
     child = tmp_path / "child.yaml"
     child.write_text("base: cpu-synthetic\np: 4\n")
     assert load_config(child).p == 4 and load_config(child).stages == cfg.stages

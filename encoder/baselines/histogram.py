@@ -134,6 +134,8 @@ def caption_colour_block(text: str) -> np.ndarray:
             if region is not None:
                 hist[list(REGION_STRIPES[region]), COLOUR_TERMS.index(term)] += 1.0
                 break
+    if not hist.any():  # no colour named for a garment: every colour equally likely
+        hist[:] = 1.0
     return _hellinger(hist)
 
 

@@ -73,13 +73,15 @@ def test_caption_colours_paint_the_right_stripes() -> None:
     assert grid[4:7, blue].min() > 0 and grid[1:4, blue].max() == 0
 
 
-def test_caption_without_garment_colours_is_uninformative_not_zero() -> None:
+def test_empty_histograms_are_uninformative_not_zero() -> None:
     v = histogram.embed_text("A gentleman with a backpack walks past.")
     assert np.isfinite(v).all() and abs(float(np.linalg.norm(v)) - 1.0) < 1e-5
     grid = histogram.caption_colour_block("A gentleman with a backpack walks past.")
     assert np.allclose(grid, grid[0])  # flat: no colour preferred anywhere
     named = histogram.caption_colour_block("a man in a red coat")
     assert not np.allclose(named, named[0])
+    blank = histogram.embed_image(np.full((64, 32), 255, np.uint8), Modality.SKETCH)
+    assert abs(float(np.linalg.norm(blank)) - 1.0) < 1e-5  # no edges: flat, not zero
 
 
 def test_baseline_rejects_bad_inputs() -> None:

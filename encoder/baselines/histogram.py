@@ -81,8 +81,12 @@ DIM = sum(_BLOCK_SIZES.values())
 
 
 def _hellinger(hist: np.ndarray) -> np.ndarray:
-    """Per-stripe L1 normalisation, square root, then L2 over the whole block."""
+    """Per-stripe L1 normalisation, square root, then L2 over the whole block. An empty
+    histogram (a caption naming no garment colour, an image with no edges) says nothing:
+    it becomes flat, every bin equally likely, rather than a zero vector cosine cannot use."""
     h = hist.astype(np.float32)
+    if not h.any():
+        h[:] = 1.0
     h /= np.maximum(h.sum(axis=1, keepdims=True), 1e-12)
     h = np.sqrt(h).ravel()
     n = float(np.linalg.norm(h))
@@ -134,8 +138,6 @@ def caption_colour_block(text: str) -> np.ndarray:
             if region is not None:
                 hist[list(REGION_STRIPES[region]), COLOUR_TERMS.index(term)] += 1.0
                 break
-    if not hist.any():  # no colour named for a garment: every colour equally likely
-        hist[:] = 1.0
     return _hellinger(hist)
 
 

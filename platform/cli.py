@@ -31,6 +31,17 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _int_pair(text: str, option: str) -> tuple[int, int]:
+    """``"2,4"`` -> ``(2, 4)``; anything else is a ValueError naming ``option``."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        raise ValueError(f"{option} takes MIN,MAX (two integers), got {text!r}") from None
+
+
 @app.command()
 def config() -> None:
     """Print the effective settings (environment AIOREID_*, .env, defaults); secrets masked."""
@@ -49,6 +60,14 @@ def synth(
             "zero-shot tests"
         ),
     ] = 0.75,
+    images_per_camera: Annotated[
+        str,
+        typer.Option(
+            metavar="MIN,MAX",
+            help="images of each person per camera that sees them (RGB and IR), drawn "
+            "uniformly from MIN..MAX; more gives denser training data per person",
+        ),
+    ] = "2,4",
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
     videos: Annotated[bool, typer.Option(help="also render video clips per camera")] = True,
 ) -> None:
@@ -56,10 +75,12 @@ def synth(
     from aioreid.encoder.data.synth import SynthConfig, generate_world
 
     try:
+        per_camera = _int_pair(images_per_camera, "--images-per-camera")
         cfg = SynthConfig(
             identities=identities,
             seed=seed,
             train_fraction=train_fraction,
+            images_per_camera=per_camera,
             workers=workers,
             videos_per_camera=1 if videos else 0,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,22 @@ def test_synth_train_fraction_sets_the_held_out_share(tmp_path: Path) -> None:
     assert (len(manifest.train_pids), len(manifest.test_pids)) == (9, 1)
     bad = runner.invoke(app, ["synth", "--out", str(tmp_path / "w2"), "--train-fraction", "1"])
     assert bad.exit_code == 2 and not (tmp_path / "w2").exists()
+
+
+def test_synth_images_per_camera_sets_how_many_shots_each_camera_takes(tmp_path: Path) -> None:
+    from aioreid.encoder.data.synth import WorldManifest
+
+    out = tmp_path / "world"
+    args = ["synth", "--out", str(out), "--identities", "4", "--no-videos", "--workers", "1"]
+    res = runner.invoke(app, [*args, "--images-per-camera", "5,5"])
+    assert res.exit_code == 0, res.output
+    manifest = WorldManifest.load(out)
+    assert manifest.config["images_per_camera"] == [5, 5]
+    shots = Counter((im["pid"], im["camera"]) for im in manifest.images if im["pid"] > 0)
+    assert shots and set(shots.values()) == {5}  # every camera took 5 shots of each person
+    for bad_value in ("3", "a,b", "4,2", "0,3"):
+        dest = tmp_path / f"bad-{bad_value.replace(',', '_')}"
+        bad = runner.invoke(app, ["synth", "--out", str(dest), "--images-per-camera", bad_value])
+        assert bad.exit_code == 2, (bad_value, bad.output)
+        assert "images_per_camera" in bad.output or "--images-per-camera" in bad.output
+        assert not dest.exists()

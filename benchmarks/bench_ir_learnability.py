@@ -24,7 +24,7 @@ import argparse
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,19 +70,32 @@ def _ir_to_rgb(
     return {"IR→RGB": evaluate_sysu(qf, qp, qc, gf, gp, gc, mode="all", trials=3).mean.as_dict()}
 
 
+def _attributes(world: Path) -> dict[int, dict[str, str]]:
+    return {int(i["pid"]): i["attributes"] for i in WorldManifest.load(world).identities}
+
+
+def attribute_codes(
+    attrs: Mapping[int, Mapping[str, str]], pids: Iterable[int]
+) -> tuple[dict[int, list[int]], list[int]]:
+    """Class index of each IR-visible attribute for each of ``pids`` (values seen among
+    ``pids`` only), and the number of classes of each attribute."""
+    pids = list(pids)
+    values = {k: sorted({attrs[p][k] for p in pids}) for k in IR_VISIBLE}
+    codes = {p: [values[k].index(attrs[p][k]) for k in IR_VISIBLE] for p in pids}
+    return codes, [len(values[k]) for k in IR_VISIBLE]
+
+
 def attribute_oracle(world: Path) -> dict[str, dict[str, float]]:
     """IR→RGB when each image is described by its person's true IR-visible attributes."""
-    manifest = WorldManifest.load(world)
-    attrs = {int(i["pid"]): i["attributes"] for i in manifest.identities}
-    values = {k: sorted({a[k] for a in attrs.values()}) for k in IR_VISIBLE}
-    offsets = np.cumsum([0, *(len(values[k]) for k in IR_VISIBLE)])
+    attrs = _attributes(world)
+    codes, sizes = attribute_codes(attrs, attrs)
+    offsets = np.cumsum([0, *sizes[:-1]])
     rng = np.random.default_rng(0)
 
     def embed(records: list[Record]) -> np.ndarray:
-        out = np.zeros((len(records), int(offsets[-1])), dtype=np.float32)
+        out = np.zeros((len(records), sum(sizes)), dtype=np.float32)
         for row, r in enumerate(records):
-            for j, k in enumerate(IR_VISIBLE):
-                out[row, offsets[j] + values[k].index(attrs[r.pid][k])] = 1.0
+            out[row, offsets + codes[r.pid]] = 1.0
         out += rng.normal(0.0, 1e-3, out.shape).astype(np.float32)  # break ties at random
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
@@ -125,14 +138,12 @@ class CNNTrainer:
     def __init__(self, world: Path, *, gray_p: float, attr_weight: float, seed: int = 0) -> None:
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
-        manifest = WorldManifest.load(world)
-        self.attrs = {int(i["pid"]): i["attributes"] for i in manifest.identities}
         records = [
             r for r in world_train_records(world) if r.modality in (Modality.RGB, Modality.IR)
         ]
         self.pids = sorted({r.pid for r in records})
         self.label = {p: i for i, p in enumerate(self.pids)}
-        self.values = {k: sorted({self.attrs[p][k] for p in self.pids}) for k in IR_VISIBLE}
+        self.codes, attr_sizes = attribute_codes(_attributes(world), self.pids)
         self.images = {r.path: load_image(r.path) for r in records}
         self.pool: dict[tuple[int, Modality], list[Record]] = {}
         for r in records:
@@ -142,7 +153,7 @@ class CNNTrainer:
             Modality.IR: train_transform(SIZE, Modality.IR),
         }
         self.attr_weight = attr_weight
-        self.net = PlainCNN(len(self.pids), [len(self.values[k]) for k in IR_VISIBLE])
+        self.net = PlainCNN(len(self.pids), attr_sizes)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=1e-3, weight_decay=5e-4)
         self.steps = 0
 
@@ -155,7 +166,7 @@ class CNNTrainer:
                 for r in self.rng.choices(pool, k=k):
                     xs.append(self.transforms[modality](self.images[r.path]))
                     ids.append(self.label[pid])
-                    attrs.append([self.values[a].index(self.attrs[pid][a]) for a in IR_VISIBLE])
+                    attrs.append(self.codes[pid])
         return torch.stack(xs), torch.tensor(ids), torch.tensor(attrs)
 
     def step(self, p: int = 16, k: int = 2) -> float:

@@ -34,12 +34,12 @@ def _fail(message: str) -> typer.Exit:
 def _int_pair(text: str, option: str) -> tuple[int, int]:
     """``"2,4"`` -> ``(2, 4)``; anything else is a ValueError naming ``option``."""
     parts = text.split(",")
-    try:
-        if len(parts) != 2:
-            raise ValueError
-        return int(parts[0]), int(parts[1])
-    except ValueError:
-        raise ValueError(f"{option} takes MIN,MAX (two integers), got {text!r}") from None
+    if len(parts) == 2:
+        try:
+            return int(parts[0]), int(parts[1])
+        except ValueError:
+            pass
+    raise ValueError(f"{option} takes MIN,MAX (two integers), got {text!r}")
 
 
 @app.command()

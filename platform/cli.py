@@ -11,6 +11,7 @@ import typer
 from aioreid.platform.cli_index import register as register_index_commands
 from aioreid.platform.cli_jobs import register as register_job_commands
 from aioreid.platform.cli_platform import register as register_platform_commands
+from aioreid.platform.cli_tracking import register as register_tracking_commands
 from aioreid.platform.config import get_settings
 
 app = typer.Typer(
@@ -70,9 +71,21 @@ def synth(
     ] = "2,4",
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 2,
     videos: Annotated[bool, typer.Option(help="also render video clips per camera")] = True,
+    clip_minutes: Annotated[
+        float | None,
+        typer.Option(
+            help="also render one long clip of this many minutes per camera, with "
+            "MOTChallenge ground truth, under <out>/footage (for evaluate-tracking)"
+        ),
+    ] = None,
 ) -> None:
     """Generate the synthetic multi-camera multimodal world in the public dataset layouts."""
-    from aioreid.encoder.data.synth import SynthConfig, generate_world
+    from aioreid.encoder.data.synth import (
+        FootageOptions,
+        SynthConfig,
+        generate_world,
+        write_footage,
+    )
 
     try:
         per_camera = _int_pair(images_per_camera, "--images-per-camera")
@@ -84,10 +97,14 @@ def synth(
             workers=workers,
             videos_per_camera=1 if videos else 0,
         )
+        footage = None if clip_minutes is None else FootageOptions(clip_minutes, workers=workers)
     except ValueError as exc:
         raise _fail(str(exc)) from exc
     manifest = generate_world(out, cfg)
     typer.echo(f"world written to {out} ({len(manifest.identities)} identities)")
+    if footage is not None:
+        index = write_footage(out, footage)
+        typer.echo(f"footage written to {out / 'footage'} ({len(index['clips'])} clips)")
 
 
 @datasets_app.command("list")
@@ -219,6 +236,7 @@ def demo(
 register_platform_commands(app)
 register_index_commands(app)
 register_job_commands(app)
+register_tracking_commands(app)
 
 
 def main() -> None:

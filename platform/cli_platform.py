@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aioreid.platform.config import get_settings
+
+if TYPE_CHECKING:  # the search models load only when a search runs (a fast CLI start-up)
+    from aioreid.platform.search.schemas import TrackInfo
 
 db_app = typer.Typer(help="Metadata database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (stored hashed).", no_args_is_help=True)
@@ -149,12 +152,17 @@ def search(
     ir: Annotated[Path | None, typer.Option(help="infrared image")] = None,
     sketch: Annotated[Path | None, typer.Option(help="sketch image")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 10,
+    level: Annotated[
+        str, typer.Option(help="track: one hit per person track; sighting: one per crop")
+    ] = "track",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Search the live index in this process and print the hits."""
     from aioreid.platform.search.schemas import SearchOptions
     from aioreid.platform.search.service import QueryError, SearchService
 
+    if level not in ("track", "sighting"):
+        raise _fail(f"--level must be track or sighting, got {level!r}")
     parts: dict[str, object] = {}
     for name, path in (("rgb", rgb), ("ir", ir), ("sketch", sketch)):
         if path is not None:
@@ -165,7 +173,8 @@ def search(
         parts["text"] = text
     svc = _services()
     try:
-        res = SearchService(svc).search(parts, options=SearchOptions(limit=limit))  # type: ignore[arg-type]
+        options = SearchOptions(limit=limit, level=level)  # type: ignore[arg-type]
+        res = SearchService(svc).search(parts, options=options)  # type: ignore[arg-type]
     except QueryError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -173,13 +182,28 @@ def search(
     if as_json:
         typer.echo(res.model_dump_json(indent=2))
         return
-    typer.echo(f"{len(res.hits)} hits ({res.took_ms:.0f} ms, encoder {res.encoder_version})")
+    typer.echo(
+        f"{len(res.hits)} hits at {res.level} level "
+        f"({res.took_ms:.0f} ms, encoder {res.encoder_version})"
+    )
     for h in res.hits:
         typer.echo(
             f"  sighting {h.sighting_id:>6}  score {h.score:.3f}  {h.camera or '-':<14} "
             f"{h.time.isoformat() if h.time else '-':<26} identity {h.identity_id or '-'}  "
             f"[{h.best_part}]"
         )
+        if h.track is not None:
+            typer.echo(f"      {_track_span(h.track)}")
+
+
+def _track_span(t: TrackInfo) -> str:
+    """A hit's track in one line: its id, when (wall clock, else offsets) and how long."""
+    seconds = max(0.0, t.end_offset_s - t.start_offset_s)
+    if t.start is not None and t.end is not None:
+        when = f"{t.start.isoformat()} -> {t.end.isoformat()}"
+    else:
+        when = f"{t.start_offset_s:.1f} s -> {t.end_offset_s:.1f} s into the media"
+    return f"track {t.track_id}: {when} ({seconds:.1f} s), {t.frames} frames, {t.sightings} crops"
 
 
 def api(

@@ -79,3 +79,35 @@ def write_video(
         boxes.append((x, y, bw, bh))
     writer.release()
     return boxes
+
+
+def write_walkers_video(
+    path: Path, frames: int = 150, fps: int = 10, size: tuple[int, int] = (120, 200)
+) -> dict[int, list[tuple[int, int, int, int, int]]]:
+    """A static scene that three person-shaped blocks cross at different times and speeds (two
+    of them cross each other); returns each walker's true ``(frame, x, y, w, h)`` boxes."""
+    h, w = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened()
+    bg = np.random.default_rng(1).integers(90, 110, (h, w, 3), dtype=np.uint8)
+    # (first frame, x at first frame, pixels per frame, y, top colour, bottom colour)
+    walkers = [
+        (0, -20, 3, 30, (220, 40, 40), (30, 30, 200)),
+        (40, 200, -4, 40, (40, 200, 40), (200, 200, 30)),
+        (70, -20, 5, 25, (240, 240, 240), (20, 20, 20)),
+    ]
+    truth: dict[int, list[tuple[int, int, int, int, int]]] = {n: [] for n in range(len(walkers))}
+    for i in range(frames):
+        img = bg.copy()
+        for n, (first, x0, speed, y, top, bottom) in enumerate(walkers):
+            x = x0 + (i - first) * speed
+            if i < first or x + 20 <= 0 or x >= w:
+                continue
+            bw, bh = 20, 60
+            xa, xb = max(0, x), min(w, x + bw)
+            img[y : y + bh // 3, xa:xb] = top
+            img[y + bh // 3 : y + bh, xa:xb] = bottom
+            truth[n].append((i, xa, y, xb - xa, bh))
+        writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return truth

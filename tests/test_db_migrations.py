@@ -95,7 +95,7 @@ def test_upgrade_builds_exactly_what_the_models_declare(new_url: Callable[[], st
     Base.metadata.create_all(engine)
     engine.dispose()
 
-    assert migrate.current(migrated) == migrate.head_revision() == "0001_initial"
+    assert migrate.current(migrated) == migrate.head_revision() == "0002"
     got, want = _schema(migrated), _schema(created)
     assert set(got) == TABLES
     for table in sorted(TABLES):
@@ -172,9 +172,9 @@ def test_embedded_start_up_creates_the_folder_and_is_repeatable(tmp_path: Path) 
     assert migrate.current(url) is None
     assert not db.exists()  # asking does not create the file
 
-    assert migrate.init_database(url) == "0001_initial"
+    assert migrate.init_database(url) == "0002"
     _run(url, "INSERT INTO cameras (name) VALUES ('lobby')")
-    assert migrate.init_database(url) == "0001_initial"  # second start-up: nothing to do
+    assert migrate.init_database(url) == "0002"  # second start-up: nothing to do
     assert _run(url, "SELECT name FROM cameras") == [("lobby",)]
 
 
@@ -205,7 +205,7 @@ def test_two_processes_migrating_postgres_at_once_both_succeed() -> None:
         for p in procs:
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
-        assert _run(url, "SELECT version_num FROM alembic_version") == [("0001_initial",)]
+        assert _run(url, "SELECT version_num FROM alembic_version") == [("0002",)]
         assert set(_schema(url)) == TABLES
 
 
@@ -222,7 +222,7 @@ def test_alembic_command_line_reads_the_url_from_settings(tmp_path: Path) -> Non
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert migrate.current(url) == "0001_initial"
+    assert migrate.current(url) == "0002"
 
 
 def test_missing_migrations_folder_is_named(
@@ -231,3 +231,31 @@ def test_missing_migrations_folder_is_named(
     monkeypatch.setattr(migrate, "MIGRATIONS_DIR", tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="nowhere"):
         migrate.alembic_config("sqlite://")
+
+
+def test_sightings_made_before_tracks_each_become_a_one_frame_track(
+    new_url: Callable[[], str],
+) -> None:
+    url = new_url()
+    migrate.upgrade(url, "0001_initial")
+    _run(url, "INSERT INTO cameras (name) VALUES ('gate')")
+    _run(
+        url,
+        "INSERT INTO media (sha256, kind, object_key, size_bytes, camera_id)"
+        " VALUES ('ab', 'image', 'media/ab.jpg', 10, 1)",
+    )
+    for n in range(2):
+        _run(
+            url,
+            "INSERT INTO sightings (media_id, camera_id, frame_index, box_x, box_y, box_w, box_h,"
+            f" quality, object_key, modality, point_id) VALUES (1, 1, {n}, 0, 0, 8, 16, 0.5,"
+            f" 'crops/{n}.jpg', 'ir', '00000000-0000-0000-0000-00000000000{n}')",
+        )
+    migrate.upgrade(url)
+    tracks = _run(url, "SELECT id, media_id, camera_id, modality, frames FROM tracks ORDER BY id")
+    assert [t[1:] for t in tracks] == [(1, 1, "ir", 1), (1, 1, "ir", 1)]
+    owners = _run(url, "SELECT track_id FROM sightings ORDER BY id")
+    assert owners == [(tracks[0][0],), (tracks[1][0],)]
+    points = _run(url, "SELECT point_id FROM tracks")
+    assert len({p for (p,) in points}) == 2  # their own ids, not the sightings'
+    assert not {p for (p,) in points} & {f"00000000-0000-0000-0000-00000000000{n}" for n in (0, 1)}

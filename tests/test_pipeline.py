@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,15 @@ import pytest
 from platform_fixtures import jpeg, make_services, person_image, write_video
 from sqlalchemy import func, select
 
-from aioreid.platform.db.models import Assignment, Identity, IngestJob, JobFailure, Media, Sighting
+from aioreid.platform.db.models import (
+    Assignment,
+    Identity,
+    IngestJob,
+    JobFailure,
+    Media,
+    Sighting,
+    Track,
+)
 from aioreid.platform.pipeline.datasets import import_dataset
 from aioreid.platform.pipeline.detect import (
     BackgroundSubtractionDetector,
@@ -153,16 +162,35 @@ def test_ingest_image_indexes_one_sighting_and_is_idempotent(svc: Services) -> N
     assert np.linalg.norm(point.vector) == pytest.approx(1.0, abs=1e-4)
 
 
-def test_reprocessing_after_a_crash_reuses_sightings(svc: Services) -> None:
-    from aioreid.platform.pipeline.ingest import process_media
+def test_a_crash_after_the_upsert_leaves_nothing_half_done(
+    svc: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aioreid.platform.pipeline.ingest import process_media, register_media
 
-    res = ingest_bytes(svc, jpeg(person_image(102)), "p102.jpg")
-    with svc.sessions.begin() as s:  # simulate a worker dying after the upsert
-        s.get(Media, res.media_id).status = "processing"  # type: ignore[union-attr]
-    n = _count(svc, Sighting)
-    again = process_media(svc, res.media_id)
-    assert again.status == "done" and again.sightings == 1
-    assert _count(svc, Sighting) == n
+    media_id = register_media(svc, jpeg(person_image(102)), "p102.jpg")
+    collection = svc.live_collection()
+    sightings, tracks, points = (
+        _count(svc, Sighting),
+        _count(svc, Track),
+        svc.index.count(collection),
+    )
+    real_upsert = svc.index.upsert
+
+    def upsert_then_die(*args: object, **kwargs: object) -> None:
+        real_upsert(*args, **kwargs)  # type: ignore[arg-type]
+        raise RuntimeError("worker killed after the upsert")
+
+    monkeypatch.setattr(svc.index, "upsert", upsert_then_die)
+    with pytest.raises(RuntimeError):
+        process_media(svc, media_id)
+    # The window's rows were rolled back with the crash; its points are already there.
+    assert (_count(svc, Sighting), _count(svc, Track)) == (sightings, tracks)
+    monkeypatch.setattr(svc.index, "upsert", real_upsert)
+    again = process_media(svc, media_id)
+    assert again.status == "done" and again.sightings == 1 and again.tracks == 1
+    assert (_count(svc, Sighting), _count(svc, Track)) == (sightings + 1, tracks + 1)
+    # Same point ids the second time: one sighting point and one track point, no duplicates.
+    assert svc.index.count(collection) == points + 2
 
 
 def test_bad_files_in_a_batch_fail_alone(svc: Services, tmp_path: Path) -> None:
@@ -194,7 +222,7 @@ def test_bad_files_in_a_batch_fail_alone(svc: Services, tmp_path: Path) -> None:
         "failed",
         "done",
     ]
-    assert svc.index.count(collection) == points_before + 3
+    assert svc.index.count(collection) == points_before + 3 * 2  # a sighting + a track point each
     with svc.sessions() as s:
         job = s.get(IngestJob, job_id)
         assert job is not None and job.status == "done"
@@ -221,24 +249,32 @@ def test_oversized_file_is_refused_before_storing(svc: Services, tmp_path: Path)
     )
 
 
-def test_video_ingest_with_background_detector(svc: Services, tmp_path: Path) -> None:
+def test_a_person_walking_through_a_video_is_one_track(svc: Services, tmp_path: Path) -> None:
     from datetime import datetime, timezone
 
     path = tmp_path / "lobby.mp4"
-    write_video(path, frames=24, fps=8)
+    truth = write_video(path, frames=24, fps=8)
     start = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
     opts = IngestOptions(detector="background", sampling=SamplingOptions(sample_fps=4))
     res = ingest_file(svc, path, camera="lobby", start_time=start, options=opts)
-    assert res.status == "done" and res.sightings >= 8
+    assert res.status == "done" and res.tracks == 1
     with svc.sessions() as s:
+        track = s.scalars(select(Track).where(Track.media_id == res.media_id)).one()
         rows = s.scalars(select(Sighting).where(Sighting.media_id == res.media_id)).all()
-        times = sorted(r.frame_time for r in rows)
         media = s.get(Media, res.media_id)
-        assert media is not None and media.kind == "video"
-    assert times[0] >= start and (times[-1] - start).total_seconds() < 3.0
-    assert all(15 <= r.box_w <= 40 and 50 <= r.box_h <= 80 for r in rows), [
-        (r.box_w, r.box_h) for r in rows
-    ]
+        assert media is not None and media.kind == "video" and media.progress["finished"]
+    # The track follows the walker through the 3 s clip: a box on (almost) every sampled
+    # frame, each close to the true box of that frame.
+    assert track.frames >= 10 and track.start_time >= start
+    assert 2.0 <= (track.end_time - track.start_time).total_seconds() < 3.0
+    for frame, x, y, w, h in track.boxes:
+        tx, ty, tw, th = truth[frame]
+        assert abs(x - tx) <= 8 and abs(y - ty) <= 8 and abs(w - tw) <= 10 and abs(h - th) <= 10
+    # Its representative crops are its sightings: at most k, a second or more apart.
+    assert 1 <= len(rows) <= opts.pooling.k and res.sightings == len(rows)
+    assert all(r.track_id == track.id for r in rows)
+    offsets = sorted(r.frame_time for r in rows)
+    assert all((b - a).total_seconds() >= 1.0 for a, b in pairwise(offsets))
 
 
 def test_dataset_import_keeps_cameras_and_identities(svc: Services, tiny_world: Path) -> None:

@@ -21,6 +21,7 @@ from aioreid.encoder.model import AIOModel
 from aioreid.platform.db import crud
 from aioreid.platform.db.migrate import upgrade
 from aioreid.platform.db.models import EncoderVersion, IndexGeneration, Sighting
+from aioreid.platform.index import SearchFilter
 from aioreid.platform.pipeline import reindex
 from aioreid.platform.pipeline.ingest import ingest_bytes
 from aioreid.platform.pipeline.reindex import (
@@ -111,16 +112,30 @@ def top(svc: Services, i: int, **flt: object):  # type: ignore[no-untyped-def]
     return res
 
 
+def sighting_points(svc: Services, collection: str) -> int:
+    """Points of sightings in ``collection`` (each track has one more, pooled)."""
+    return svc.index.count(collection, SearchFilter(level="sighting"))
+
+
 def sighting_ids(svc: Services) -> list[int]:
     with svc.sessions() as s:
         return list(s.scalars(select(Sighting.id).order_by(Sighting.id)))
 
 
 def payloads(svc: Services, collection: str) -> dict[int, dict]:
-    """sighting id -> payload, asserting every sighting is there once."""
-    points = list(svc.index.scroll(collection))
+    """sighting id -> payload, asserting every sighting is there once, and every track whose
+    sightings are all there has its pooled point once."""
+    everything = list(svc.index.scroll(collection))
+    points = [p for p in everything if p.payload.get("level") != "track"]
     by_sighting = {int(p.payload["sighting"]): p.payload for p in points}
     assert len(by_sighting) == len(points)
+    tracks = [int(p.payload["track"]) for p in everything if p.payload.get("level") == "track"]
+    with svc.sessions() as s:
+        members: dict[int, set[int]] = {}
+        for sid, tid in s.execute(select(Sighting.id, Sighting.track_id)):
+            members.setdefault(tid, set()).add(sid)
+    complete = sorted(t for t, sids in members.items() if sids <= set(by_sighting))
+    assert sorted(tracks) == complete
     return by_sighting
 
 
@@ -129,7 +144,7 @@ def test_search_serves_a_until_the_swap_then_b(world: World) -> None:
     old = svc.live_collection()
     gen = start_reindex(svc, b)
     new = svc.index.collection_for_version(b.version)
-    assert new != old and svc.index.count(new) == 0
+    assert new != old and sighting_points(svc, new) == 0
 
     assert reindex_step(svc, gen, batch=4) == 4
     during = top(svc, 3)
@@ -171,11 +186,11 @@ def test_an_interrupted_reindex_resumes_in_a_fresh_process(world: World, monkeyp
         reindex_step(world.svc, gen, batch=3)
     monkeypatch.setattr(reindex, "_advance", real)
     collection = world.svc.index.collection_for_version(world.b.version)
-    assert world.svc.index.count(collection) == 6 and progress(world.svc, gen).after == 3
+    assert sighting_points(world.svc, collection) == 6 and progress(world.svc, gen).after == 3
 
     svc = world.reopen()  # nothing loaded: both encoders come from their checkpoints
     done = run_reindex(svc, gen, batch=3)
-    assert done.status == "live" and svc.index.count(collection) == N == done.points
+    assert done.status == "live" and sighting_points(svc, collection) == N == done.points
     assert sorted(payloads(svc, collection)) == sighting_ids(svc)
     res = top(svc, 7)
     assert res.encoder_version == world.b.version
@@ -254,7 +269,7 @@ def test_refusals_and_bad_input_change_nothing(world: World) -> None:
         old = crud.live_generation(s).id  # type: ignore[union-attr]
     with pytest.raises(ReindexError, match="is live, not building"):
         reindex_step(svc, old)
-    assert svc.index.resolve_alias(svc.alias) == live and svc.index.count(live) == N
+    assert svc.index.resolve_alias(svc.alias) == live and sighting_points(svc, live) == N
     assert top(svc, 1).hits[0].score == pytest.approx(1.0, abs=1e-2)
     finish_reindex(svc, gen)
     with pytest.raises(ReindexError, match="retired; it cannot go live"):
@@ -329,4 +344,4 @@ def test_cli_status_and_start(world: World, ckpts: Checkpoints, monkeypatch) -> 
     finally:
         get_settings.cache_clear()
     world.svc = Services.from_settings(make_settings(world.home, world.url), migrate=False)
-    assert world.svc.index.count(world.svc.alias) == N
+    assert sighting_points(world.svc, world.svc.alias) == N

@@ -112,12 +112,12 @@ def test_old_media_leave_with_everything_derived(world: World) -> None:
     assert {k: report[k] for k in ("media", "sightings", "points")} == {
         "media": 4,
         "sightings": 4,
-        "points": 8,  # 4 live + 4 in the collection being built
+        "points": 16,  # a sighting and a track point each: 8 live + 8 in the one being built
     }
     assert (report["crop_objects"], report["media_objects"]) == (3, 4)
     assert report["shared_objects_kept"] == 1
     assert media_left(svc) == set(world.recent)
-    assert svc.index.count(live) == 3 and svc.index.count(world.building) == 3
+    assert svc.index.count(live) == 6 and svc.index.count(world.building) == 6
     assert not any(svc.store.exists(k) for k in old_objects - {world.shared_crop})
     assert all(svc.store.exists(k) for k in recent_objects)
     with svc.sessions() as s:
@@ -137,10 +137,10 @@ def test_old_media_leave_with_everything_derived(world: World) -> None:
 def test_dry_run_only_counts(world: World) -> None:
     svc = world.svc
     report = apply_retention(svc, CUTOFF, dry_run=True)
-    assert report["dry_run"] and (report["media"], report["points"]) == (4, 8)
+    assert report["dry_run"] and (report["media"], report["points"]) == (4, 16)
     assert report["crop_objects"] == 3 and report["media_objects"] == 4
     assert media_left(svc) == set(world.old + world.recent)
-    assert svc.index.count(svc.live_collection()) == 7
+    assert svc.index.count(svc.live_collection()) == 14
     assert all(svc.store.exists(k) for k in media_keys(svc, world.old).values())
 
 
@@ -157,7 +157,7 @@ def test_a_failing_index_or_store_keeps_the_rows_for_the_next_sweep(
         apply_retention(svc, CUTOFF)
     assert media_left(svc) == set(world.old + world.recent)
     assert all(svc.store.exists(k) for k in media_keys(svc, world.old).values())
-    assert svc.index.count(svc.live_collection()) == 7
+    assert svc.index.count(svc.live_collection()) == 14
     monkeypatch.undo()
 
     def store_down(key: str) -> None:
@@ -170,7 +170,7 @@ def test_a_failing_index_or_store_keeps_the_rows_for_the_next_sweep(
     monkeypatch.undo()
     report = apply_retention(svc, CUTOFF)
     assert report["media"] == 4 and media_left(svc) == set(world.recent)
-    assert svc.index.count(svc.live_collection()) == 3
+    assert svc.index.count(svc.live_collection()) == 6
 
 
 def test_busy_media_wait_and_bad_cutoffs_are_refused(world: World) -> None:

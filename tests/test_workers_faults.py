@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import psutil
 import pytest
 import redis
 from celery import Celery
 from celery.signals import task_retry
 from pg import require_postgres, temporary_postgres_database
-from platform_fixtures import jpeg, person_image
+from platform_fixtures import jpeg, make_settings, person_image, write_walkers_video
 from sqlalchemy import func, select
 from test_storage import s3_endpoint  # noqa: F401  (module-scoped moto S3 server fixture)
 from test_workers_ingest import (
@@ -40,10 +41,13 @@ from test_workers_ingest import (
     write_images,
 )
 
+from aioreid.encoder.inference import Encoder
 from aioreid.platform.db.engine import engine_from_settings, session_factory
 from aioreid.platform.db.migrate import upgrade
-from aioreid.platform.db.models import Media, Sighting
+from aioreid.platform.db.models import Media, Sighting, Track
 from aioreid.platform.pipeline import stages
+from aioreid.platform.pipeline.frames import SamplingOptions
+from aioreid.platform.pipeline.ingest import IngestOptions, ingest_file
 from aioreid.platform.services import Services
 from aioreid.workers.app import make_celery, worker_services
 from aioreid.workers.runner import submit_files
@@ -194,8 +198,108 @@ def test_killed_workers_lose_and_duplicate_nothing(
         "distinct_points": 30,
         "index_points": 30,
         "missing_from_index": 0,
+        "tracks": 30,  # each image is a one-frame track with a pooled point
+        "track_points": 30,
     }
     assert not job.failures
+
+
+def _video_outcome(svc: Services, media_id: int) -> tuple[list, list, dict]:
+    with svc.sessions() as s:
+        tracks = [
+            (t.number, t.first_frame, t.last_frame, t.frames, t.boxes, t.point_id)
+            for t in s.scalars(
+                select(Track).where(Track.media_id == media_id).order_by(Track.number)
+            )
+        ]
+        sightings = sorted(
+            (r.point_id, r.frame_index, r.box_x, r.box_y, r.box_w, r.box_h)
+            for r in s.scalars(select(Sighting).where(Sighting.media_id == media_id))
+        )
+    points = {p.id: p.vector for p in svc.index.scroll(svc.alias)}
+    return tracks, sightings, points
+
+
+def test_a_worker_killed_mid_video_resumes_to_the_uninterrupted_result(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGKILL a worker while it is in the middle of a video: a new worker resumes the video
+    from its last committed window, and the job ends with exactly the tracks, sightings and
+    points an uninterrupted run gives."""
+    require_redis(REDIS_URL)
+    require_postgres()
+    video = tmp_path / "files" / "hall.mp4"
+    video.parent.mkdir(parents=True)
+    write_walkers_video(video, frames=150, fps=10)
+    options = IngestOptions(
+        detector="background",
+        sampling=SamplingOptions(sample_fps=10, dedup_threshold=0.0),
+        frames_in_flight=12,
+    )
+    checkpoint = tiny_checkpoint(tmp_path / "tiny.pt")
+    reference = Services.from_settings(
+        make_settings(tmp_path / "reference", None),
+        encoder=Encoder.load(checkpoint, device="cpu"),
+    )
+    ref = ingest_file(reference, video, camera="hall", options=options)
+    assert ref.status == "done" and ref.tracks == 3
+    expected = _video_outcome(reference, ref.media_id)
+    reference.close()
+
+    with temporary_postgres_database() as db_url:
+        upgrade(db_url)
+        env = worker_env_vars(
+            tmp_path / "home", db_url, REDIS_URL, checkpoint, visibility_timeout_s=3
+        )
+        r = redis.Redis.from_url(REDIS_URL)
+        r.flushdb()
+        procs: list[subprocess.Popen] = []
+        try:
+            with worker_settings(env) as settings:
+                engine = engine_from_settings(settings)
+                sessions = session_factory(engine)
+
+                def window() -> int:
+                    with sessions() as s:
+                        media = s.scalars(select(Media)).first()
+                        return int(((media and media.progress) or {}).get("window", 0))
+
+                log = tmp_path / "workers.log"
+                procs.append(_start_worker(env, "first", log))
+                app = make_celery(settings)
+                job_id = submit_files(sessions, [video], camera="hall", options=options, app=app)
+                wait_for(lambda: window() >= 4 and r.hlen("unacked") >= 1, 90, "window 4")
+                _kill_group(procs[0])
+                killed_at = window()
+                assert 4 <= killed_at < 13 and job_view(sessions, job_id).status == "running"
+                time.sleep(settings.broker.visibility_timeout_s + 0.5)
+                procs.append(_start_worker(env, "second", log))
+                job = wait_job(sessions, job_id, timeout=120)
+                _stop(procs[1])
+                engine.dispose()
+            with worker_settings(env):
+                svc = worker_services()
+                with svc.sessions() as s:
+                    media_id = s.scalars(select(Media.id)).one()
+                got = _video_outcome(svc, media_id)
+        except AssertionError as exc:
+            tail = (tmp_path / "workers.log").read_text(errors="replace")[-4000:]
+            raise AssertionError(f"{exc}\n--- worker log ---\n{tail}") from None
+        finally:
+            for p in procs:
+                _stop(p)
+            r.flushdb()
+    with capsys.disabled():
+        print(
+            f"\n[video kill test] worker killed after window {killed_at} of 13; tracks "
+            f"{len(got[0])}/{len(expected[0])}, sightings {len(got[1])}/{len(expected[1])}, "
+            f"points {len(got[2])}/{len(expected[2])}"
+        )
+    assert (job.status, job.processed, job.failed) == ("done", 1, 0)
+    assert got[0] == expected[0] and got[1] == expected[1]
+    assert sorted(got[2]) == sorted(expected[2])
+    for pid, vector in expected[2].items():
+        np.testing.assert_allclose(got[2][pid], vector, atol=1e-5)
 
 
 # --- (b), (c) with an in-process worker, MinIO (moto) behind a proxy that can go down ----------

@@ -27,7 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aioreid.encoder.model import AIOModel
 from aioreid.platform.config import Settings, get_settings
-from aioreid.platform.db.models import IngestJob, JobFailure, Media, Sighting
+from aioreid.platform.db.models import IngestJob, JobFailure, Media, Sighting, Track
+from aioreid.platform.index import SearchFilter
 from aioreid.platform.services import Services
 from aioreid.workers.app import make_celery, worker_services
 from aioreid.workers.runner import cancel_job, submit_files, submit_prefix
@@ -156,16 +157,20 @@ def write_images(folder: Path, seeds: range, prefix: str = "p") -> list[Path]:
 
 
 def index_counts(svc: Services) -> dict[str, int]:
-    """Sightings, distinct point ids, index points, and sightings missing from the index."""
+    """Sightings, distinct point ids, sighting points in the index, and sightings missing from
+    it; tracks and their pooled points likewise."""
     with svc.sessions() as s:
         rows = s.scalar(select(func.count()).select_from(Sighting)) or 0
         points = list(s.scalars(select(Sighting.point_id)))
+        tracks = s.scalar(select(func.count()).select_from(Track)) or 0
     found = svc.index.retrieve(svc.alias, points) if points else []
     return {
         "sightings": rows,
         "distinct_points": len(set(points)),
-        "index_points": svc.index.count(svc.alias),
+        "index_points": svc.index.count(svc.alias, SearchFilter(level="sighting")),
         "missing_from_index": len(set(points)) - len({p.id for p in found}),
+        "tracks": tracks,
+        "track_points": svc.index.count(svc.alias, SearchFilter(level="track")),
     }
 
 
@@ -429,7 +434,7 @@ def test_each_step_can_run_again_with_the_same_rows_and_points(stack: Stack) -> 
     point per crop, and vectors from a replaced encoder are made again at commit."""
     import numpy as np
 
-    from aioreid.platform.pipeline import stages
+    from aioreid.platform.pipeline import ingest, stages
     from aioreid.platform.pipeline.ingest import IngestOptions
 
     svc = stack.svc
@@ -437,38 +442,37 @@ def test_each_step_can_run_again_with_the_same_rows_and_points(stack: Stack) -> 
     files = write_images(stack.files / "steps", range(800, 803))
     tasks = stages.register_items(svc, [{"path": str(p)} for p in files], opts, None)
     ids = [t.media_id for t in tasks if t is not None]
-    first = stages.prepare(svc, ids, stages.options_to_dict(opts))
-    again = stages.prepare(svc, ids, opts)  # claimed but not done: prepared again, identically
+    first = ingest.prepare(svc, ids, stages.options_from_dict(stages.options_to_dict(opts)))
+    again = ingest.prepare(svc, ids, opts)  # claimed but not done: prepared again, identically
     assert first == again and len(first) == 3
-    embedded = stages.embed(svc, first)
-    assert stages.embed(svc, again) == embedded
+    embedded = ingest.embed(svc, first)
+    assert ingest.embed(svc, again) == embedded
     before = index_counts(svc)
 
     # Vectors made by another encoder version are not written: commit embeds again.
     stale = [
-        {**embedded[0], "encoder": "retired@0+0", "vectors": stages.pack_vectors(np.ones((1, 7)))}
+        {**embedded[0], "encoder": "retired@0+0", "vectors": ingest.pack_vectors(np.ones((1, 7)))}
     ]
-    assert [r.status for r in stages.commit(svc, stale)] == ["done"]
-    results = stages.commit(svc, embedded)
-    assert [(r.status, r.skipped, r.sightings) for r in results] == [
-        ("done", True, 0),
-        ("done", False, 1),
-        ("done", False, 1),
+    assert [r.status for r in ingest.commit(svc, stale)] == ["done"]
+    results = ingest.commit(svc, embedded)
+    assert [(r.status, r.sightings) for r in results] == [
+        ("skipped", 0),  # applied by the stale delivery above
+        ("done", 1),
+        ("done", 1),
     ]
-    # A crash after the upsert but before "done": the next commit reuses rows and points.
-    with svc.sessions.begin() as s:
-        s.get(Media, ids[1]).status = "processing"  # type: ignore[union-attr]
-    assert stages.commit(svc, embedded)[1].sightings == 1
+    # A second delivery of the same commit applies nothing again.
+    assert [r.status for r in ingest.commit(svc, embedded)] == ["skipped"] * 3
     after = index_counts(svc)
     assert after["sightings"] - before["sightings"] == 3
     assert after["index_points"] - before["index_points"] == 3
+    assert after["track_points"] - before["track_points"] == 3
     assert after["distinct_points"] == after["sightings"] and after["missing_from_index"] == 0
-    point = embedded[0]["crops"][0]["point"]
+    point = embedded[0]["tracks"][0]["crops"][0]["point"]
     stored = svc.index.retrieve(svc.alias, [point], with_vectors=True)[0].vector
-    assert np.allclose(stored, stages.unpack_vectors(embedded[0])[0], atol=1e-6)
+    assert np.allclose(stored, ingest.unpack_vectors(embedded[0])[0], atol=1e-6)
     # Malformed input is refused with a clear error and writes nothing.
-    with pytest.raises(stages.StageInputError, match="not a prepared media"):
-        stages.commit(svc, [{"media_id": "seven"}])
+    with pytest.raises(ingest.StageInputError, match="not a prepared media"):
+        ingest.commit(svc, [{"media_id": "seven"}])
     with pytest.raises(stages.StageInputError, match="bad ingest options"):
         stages.options_from_dict({"detector": "crops", "bogus": 1})
     assert index_counts(svc) == after

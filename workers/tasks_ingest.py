@@ -1,14 +1,18 @@
-"""Celery tasks that run ingest jobs: a fan-out task and a three-task chain per chunk.
+"""Celery tasks that run ingest jobs: a fan-out task and a three-task chain per window.
 
     aioreid.ingest.run_job        job → chunks of ``settings.broker.chunk_size`` items
-    aioreid.ingest.prepare_chunk  queue ingest: register, claim, decode, detect, crop
+    aioreid.ingest.prepare_chunk  queue ingest: register, claim, the next window of each media
     aioreid.encode.embed_chunk    queue encode: one batched encoder pass per modality
-    aioreid.index.commit_chunk    queue index: rows + upserts, then the chunk is counted
+    aioreid.index.commit_chunk    queue index: rows + upserts; then the next window's chain,
+                                  or, when every media of the chunk is finished, the count
 
 A chunk travels as one JSON dict (``job_id``, ``chunk``, ``items``, ``options``, and, once
-prepared, ``media_ids`` and ``prepared``); each task returns it for the next. Tasks are
-idempotent (see :mod:`aioreid.platform.pipeline.stages`), so late acks and redelivery after a
-worker dies lose and duplicate nothing. Transient outages (object store, database, index
+prepared, ``media_ids`` and ``prepared``); each task returns it for the next. The steps are
+the pipeline's own (:mod:`aioreid.platform.pipeline.ingest`), the same the in-process runner
+calls. A video longer than one window goes round the chain once per window (``continue``
+lists the media still open), so a worker holds one window at a time and a killed worker
+costs at most the window in flight. Tasks are idempotent, so late acks and redelivery after
+a worker dies lose and duplicate nothing. Transient outages (object store, database, index
 server) are retried with exponential backoff; anything else, and an outage that outlasts the
 retries, is a poisoned chunk: its media are marked failed, the reason is kept on the job,
 the chunk is counted, and the message is acknowledged so the queue moves on.
@@ -21,19 +25,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 from celery import Task, chain, shared_task
 from kombu.exceptions import OperationalError as BrokerUnavailable
-from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
 
 from aioreid.platform.config import get_settings
-from aioreid.platform.db.errors import AlreadyExistsError
-from aioreid.platform.index import IndexLocked
-from aioreid.platform.pipeline import stages
+from aioreid.platform.pipeline import failures, ingest, stages
 from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from aioreid.platform.services import Services
-from aioreid.platform.storage import StorageUnavailable
 from aioreid.workers.app import worker_services
 
 log = logging.getLogger(__name__)
@@ -44,25 +42,10 @@ EMBED = "aioreid.encode.embed_chunk"
 COMMIT = "aioreid.index.commit_chunk"
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
-_TRANSIENT: tuple[type[BaseException], ...] = (
-    StorageUnavailable,
-    OperationalError,  # Postgres restarting, connection refused or dropped
-    InterfaceError,
-    BrokerUnavailable,  # run_job could not send its chains
-    ResponseHandlingException,  # qdrant-client could not reach the server
-    httpx.TransportError,
-    ConnectionError,
-    TimeoutError,
-    IndexLocked,  # an embedded index still held by a dying process
-    AlreadyExistsError,  # lost a race with a concurrent worker; the retry finds its row
-)
-
 
 def is_transient(exc: BaseException) -> bool:
-    """True for outages worth retrying (not for bad input or bugs)."""
-    if isinstance(exc, UnexpectedResponse):
-        return exc.status_code is not None and exc.status_code >= 500
-    return isinstance(exc, _TRANSIENT)
+    """The pipeline's transient errors, and a broker that refused a message."""
+    return failures.is_transient(exc) or isinstance(exc, BrokerUnavailable)
 
 
 def _guarded(
@@ -139,6 +122,15 @@ def _prefix_items(svc: Services, prefix: str, defaults: dict[str, Any]) -> tuple
     return [{"key": k, **defaults} for k in media], len(keys) - len(media)
 
 
+def _send_chain(task: Task, env: dict[str, Any]) -> None:
+    """prepare → embed → commit for one window of a chunk's media."""
+    chain(
+        task.app.signature(PREPARE, args=(env,)),
+        task.app.signature(EMBED),
+        task.app.signature(COMMIT),
+    ).apply_async()
+
+
 @shared_task(bind=True, name=RUN_JOB, ignore_result=True)
 def run_job(
     self: Task,
@@ -174,12 +166,7 @@ def run_job(
             log.info("job %s: nothing to send (gone, finished or already fanned out)", job_id)
             return 0
         for n, part in enumerate(chunks):
-            env = {"job_id": job_id, "chunk": n, "items": part, "options": options}
-            chain(
-                self.app.signature(PREPARE, args=(env,)),
-                self.app.signature(EMBED),
-                self.app.signature(COMMIT),
-            ).apply_async()
+            _send_chain(self, {"job_id": job_id, "chunk": n, "items": part, "options": options})
         stages.set_job_option(svc, job_id, "fanned_out", True)
         return len(chunks)
 
@@ -203,9 +190,14 @@ def prepare_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
         if skip is not None:
             return skip
         opts = stages.options_from_dict(env.get("options"))
-        tasks = stages.register_items(svc, env["items"], opts, env["job_id"])
-        prepared = stages.prepare(svc, [t for t in tasks if t is not None], opts)
-        media_ids = [t.media_id if t is not None else None for t in tasks]
+        if isinstance(env.get("continue"), list):  # the next window of media still open
+            media_ids = env.get("media_ids") or []
+            todo = [ingest.MediaTask(**t) for t in env["continue"]]
+        else:
+            tasks = stages.register_items(svc, env["items"], opts, env["job_id"])
+            media_ids = [t.media_id if t is not None else None for t in tasks]
+            todo = [t for t in tasks if t is not None]
+        prepared = ingest.prepare(svc, todo, opts)
         return {**env, "media_ids": media_ids, "prepared": prepared}
 
     return _guarded(self, "prepare", body, lambda why: _poisoned(envelope, why))
@@ -227,7 +219,7 @@ def embed_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
         skip = _skipping(svc, env)
         if skip is not None:
             return skip
-        return {**env, "prepared": stages.embed(svc, env.get("prepared", []))}
+        return {**env, "prepared": ingest.embed(svc, env.get("prepared", []))}
 
     return _guarded(self, "embed", body, lambda why: _poisoned(envelope, why))
 
@@ -243,13 +235,28 @@ def commit_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
         skip = _skipping(svc, env)
         if skip is not None:
             return skip
-        results = stages.commit(svc, env.get("prepared", []))
+        prepared = env.get("prepared", [])
+        results = ingest.commit(svc, prepared)
         media_ids = env.get("media_ids") or [None] * len(env["items"])
-        stages.finish_chunk(svc, env["job_id"], env["chunk"], media_ids)
+        labels = {w["media_id"]: w for w in prepared}
+        still_open = [
+            {
+                "media_id": r.media_id,
+                "source_label": labels[r.media_id].get("source_label"),
+                "attributes": labels[r.media_id].get("attributes"),
+            }
+            for r in results
+            if r.status == "pending"
+        ]
+        if still_open:
+            _send_chain(self, {**env, "continue": still_open, "prepared": []})
+        else:
+            stages.finish_chunk(svc, env["job_id"], env["chunk"], media_ids)
         return {
             "job_id": env["job_id"],
             "chunk": env["chunk"],
             "sightings": sum(r.sightings for r in results),
+            "open": len(still_open),
         }
 
     return _guarded(self, "commit", body, lambda why: _poisoned(envelope, why))

@@ -13,7 +13,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
-from aioreid.platform.api import routes_admin, routes_ingest, routes_review, routes_search
+from aioreid.platform.api import (
+    routes_admin,
+    routes_ingest,
+    routes_review,
+    routes_search,
+    routes_tracks,
+)
 from aioreid.platform.config import Settings, get_settings
 from aioreid.platform.db import crud
 from aioreid.platform.index import CollectionNotFound, DimensionMismatch
@@ -80,7 +86,7 @@ def create_app(
     app.state.runner = runner or InProcessRunner(svc)
     for exc_type, code in _ERRORS:
         app.add_exception_handler(exc_type, _handler(code))
-    for module in (routes_search, routes_review, routes_ingest, routes_admin):
+    for module in (routes_search, routes_review, routes_tracks, routes_ingest, routes_admin):
         app.include_router(module.router)
     return app
 

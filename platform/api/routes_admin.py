@@ -24,6 +24,7 @@ from aioreid.platform.db.models import (
     Media,
     Sighting,
 )
+from aioreid.platform.index import SearchFilter
 from aioreid.platform.services import Services
 from aioreid.platform.storage import ObjectNotFound, StorageError, verify_signature
 from aioreid.platform.storage.base import guess_content_type
@@ -93,7 +94,8 @@ def stats(svc: Services = Depends(get_services), caller: Caller = Depends(requir
 
 def _points(svc: Services, collection: str) -> int:
     try:
-        return svc.index.count(collection)
+        # Sighting points, as re-index progress counts them (each track adds a pooled one).
+        return svc.index.count(collection, SearchFilter(level="sighting"))
     except Exception:  # a dropped collection still listed as a retired generation
         return 0
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from sqlalchemy import func, select
 
 from aioreid.platform.api.deps import Caller, get_services, require_key
+from aioreid.platform.api.routes_tracks import sighting_offset_s
 from aioreid.platform.api.schemas import (
+    MAX_ID,
     Ack,
     AssignRequest,
     ConfirmRequest,
@@ -118,10 +120,11 @@ def identities(
 
 @router.get("/sightings/{sighting_id}", response_model=SightingOut)
 def sighting(
-    sighting_id: int,
+    sighting_id: int = Path(ge=1, le=MAX_ID),
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_key),
 ) -> SightingOut:
+    """One sighting: its crop, its track, and a signed link into its source media."""
     with svc.sessions() as s:
         row = s.get(Sighting, sighting_id)
         if row is None:
@@ -131,6 +134,7 @@ def sighting(
                 Assignment.sighting_id == sighting_id, Assignment.active.is_(True)
             )
         )
+        media = row.media
         return SightingOut(
             sighting_id=row.id,
             media_id=row.media_id,
@@ -142,4 +146,8 @@ def sighting(
             identity_id=ident,
             object_key=row.object_key,
             url=svc.store.presigned_url(row.object_key),
+            track_id=row.track_id,
+            frame_index=row.frame_index,
+            clip_url=svc.store.presigned_url(media.object_key),
+            clip_offset_s=round(sighting_offset_s(row, media), 3),
         )

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
+from typing import cast, get_args
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, UploadFile
 from pydantic import ValidationError
 
 from aioreid.platform.api.deps import Caller, get_services, require_key
-from aioreid.platform.api.schemas import SimilarRequest, known_keys
+from aioreid.platform.api.schemas import MAX_ID, SimilarRequest, known_keys
 from aioreid.platform.api.uploads import read_upload
-from aioreid.platform.search.schemas import SearchFilters, SearchOptions, SearchResponse
+from aioreid.platform.search.schemas import (
+    Level,
+    SearchFilters,
+    SearchOptions,
+    SearchResponse,
+)
 from aioreid.platform.search.service import SearchService
 from aioreid.platform.services import Services
 
 router = APIRouter(prefix="/v1", tags=["search"])
+
+LEVELS: tuple[str, ...] = get_args(Level)
 
 
 def _filters(raw: str | None) -> SearchFilters:
@@ -33,6 +41,14 @@ def _filters(raw: str | None) -> SearchFilters:
         raise HTTPException(422, [{"loc": ["filters"], "msg": str(exc)}]) from None
 
 
+def _level(raw: str) -> Level:
+    # Checked here, not by a Literal annotation, so the 422 says in words what is allowed.
+    value = raw.strip().lower()
+    if value not in LEVELS:
+        raise HTTPException(422, f"level must be {' or '.join(map(repr, LEVELS))}, got {raw!r}")
+    return cast(Level, value)
+
+
 @router.post("/search", response_model=SearchResponse)
 def search(
     text: str | None = Form(default=None, description="a description of the person"),
@@ -45,10 +61,15 @@ def search(
     threshold: float | None = Form(default=None, ge=-1.0, le=1.0),
     group_by_identity: bool = Form(default=False),
     for_identity: int | None = Form(default=None),
+    level: str = Form(
+        default="track",
+        description="track: one hit per person track; sighting: one hit per crop",
+    ),
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_key),
 ) -> SearchResponse:
     """Search with any combination of an RGB image, an IR image, a sketch and a text."""
+    chosen = _level(level)  # before reading uploads: a typo fails fast
     limit_bytes = int(svc.settings.api.max_upload_mb * 1024 * 1024)
     parts: dict[str, bytes | str] = {}
     for name, upload in (("rgb", rgb), ("ir", ir), ("sketch", sketch)):
@@ -67,13 +88,14 @@ def search(
         threshold=threshold,
         group_by_identity=group_by_identity,
         for_identity=for_identity,
+        level=chosen,
     )
     return SearchService(svc).search(parts, _filters(filters), options)
 
 
 @router.post("/sightings/{sighting_id}/similar", response_model=SearchResponse)
 def find_similar(
-    sighting_id: int,
+    sighting_id: int = Path(ge=1, le=MAX_ID),
     body: SimilarRequest | None = None,
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_key),

@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aioreid.platform.search.schemas import SearchFilters, SearchOptions
 
+#: The largest id a BIGINT key holds: bigger ids in a path are a 422, not a database error.
+MAX_ID = 2**63 - 1
+#: The largest id a 32-bit key (cameras, media) holds.
+MAX_SMALL_ID = 2**31 - 1
+
 
 def known_keys(model: type[BaseModel], data: object) -> object:
     """``data`` unchanged; ValueError when it is a dict with keys ``model`` does not have.
@@ -111,6 +116,12 @@ class SightingOut(BaseModel):
     identity_id: int | None
     object_key: str
     url: str
+    track_id: int | None = None
+    frame_index: int = 0
+    clip_url: str | None = Field(default=None, description="signed link to the source media")
+    clip_offset_s: float = Field(
+        default=0.0, description="seconds into the source media where this crop was taken"
+    )
 
 
 class IdentitySighting(BaseModel):
@@ -208,3 +219,59 @@ class GenerationProgress(BaseModel):
     missing: int
     remaining: int
     heartbeat: float | None = None
+
+
+class TrackSummary(BaseModel):
+    """One person track, as listed: where, when, how long, and its best crop."""
+
+    id: int
+    media_id: int
+    camera_id: int | None
+    camera: str | None = Field(description="the camera's name")
+    number: int = Field(description="the track's number within its media")
+    modality: str
+    start_time: datetime | None
+    end_time: datetime | None
+    start_offset_s: float = Field(description="seconds into the source media")
+    end_offset_s: float
+    first_frame: int
+    last_frame: int
+    frames: int = Field(description="processed frames the person was seen in")
+    quality: float
+    sighting_count: int = Field(description="representative crops (each a sighting)")
+    crop_url: str | None = Field(description="signed link to the best-quality crop")
+
+
+class TrackSighting(BaseModel):
+    """One representative crop of a track."""
+
+    sighting_id: int
+    frame_index: int
+    time: datetime | None
+    offset_s: float = Field(description="seconds into the source media")
+    box: tuple[int, int, int, int]
+    quality: float
+    url: str
+
+
+class TrackOut(TrackSummary):
+    """One track in full: every box, its crops and a link into its source clip."""
+
+    boxes: list[tuple[int, int, int, int, int]] = Field(
+        description="[frame, x, y, w, h] for every processed frame the person was seen in"
+    )
+    sightings: list[TrackSighting] = Field(description="its crops, in frame order")
+    media_kind: str
+    clip_url: str | None = Field(description="signed link to the source media")
+    clip_offset_s: float = Field(description="where the track starts in the source media")
+    clip_url_at: str | None = Field(
+        default=None,
+        description="videos: clip_url with a #t= media fragment, so a player starts there",
+    )
+
+
+class TrackList(BaseModel):
+    items: list[TrackSummary]
+    offset: int
+    limit: int
+    total: int

@@ -142,6 +142,9 @@ class Media(Base):
     height: Mapped[int | None]
     fps: Mapped[float | None]
     frame_count: Mapped[int | None]
+    # Where a video's ingestion stands: the next window to process and the checkpoint (an
+    # object-store key) that resumes it. Set in the same transaction as the window's rows.
+    progress: Mapped[dict[str, Any] | None]
     job_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("ingest_jobs.id", ondelete="SET NULL"), index=True
     )
@@ -155,8 +158,47 @@ class Media(Base):
     )
 
 
+class Track(Base):
+    """One person followed through one media by the tracker (a still image: one frame).
+
+    ``boxes`` holds ``[frame, x, y, w, h]`` for every processed frame the track was seen in;
+    its representative crops are its sightings. ``point_id`` is the track's pooled point in
+    the vector index (derived from the media's SHA-256 and ``number``).
+    """
+
+    __tablename__ = "tracks"
+    __table_args__ = (
+        sa.UniqueConstraint("media_id", "number", name="uq_tracks_media_number"),
+        sa.CheckConstraint("last_frame >= first_frame AND frames > 0", name="span"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
+    media_id: Mapped[int] = mapped_column(sa.ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    camera_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("cameras.id", ondelete="SET NULL"), index=True
+    )
+    number: Mapped[int]
+    modality: Mapped[Modality] = mapped_column(str_enum(Modality, "modality"))
+    start_time: Mapped[dt.datetime | None] = mapped_column(index=True)
+    end_time: Mapped[dt.datetime | None]
+    start_offset_s: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    end_offset_s: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    first_frame: Mapped[int] = mapped_column(default=0, server_default="0")
+    last_frame: Mapped[int] = mapped_column(default=0, server_default="0")
+    frames: Mapped[int] = mapped_column(default=1, server_default="1")
+    boxes: Mapped[list[Any]] = mapped_column(JSONType)
+    quality: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    point_id: Mapped[str] = mapped_column(sa.String(36), unique=True)
+    created_at: Mapped[dt.datetime] = _created()
+
+    media: Mapped[Media] = relationship()
+    camera: Mapped[Camera | None] = relationship()
+    sightings: Mapped[list[Sighting]] = relationship(back_populates="track")
+
+
 class Sighting(Base):
-    """One person crop; ``point_id`` is its point in the vector index."""
+    """One person crop, a representative frame of its track; ``point_id`` is its point in
+    the vector index."""
 
     __tablename__ = "sightings"
     __table_args__ = (
@@ -168,6 +210,9 @@ class Sighting(Base):
     media_id: Mapped[int] = mapped_column(sa.ForeignKey("media.id", ondelete="CASCADE"), index=True)
     camera_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("cameras.id", ondelete="SET NULL"), index=True
+    )
+    track_id: Mapped[int | None] = mapped_column(
+        BigIntKey, sa.ForeignKey("tracks.id", ondelete="CASCADE"), index=True
     )
     frame_index: Mapped[int] = mapped_column(default=0, server_default="0")
     frame_time: Mapped[dt.datetime | None] = mapped_column(index=True)
@@ -185,6 +230,7 @@ class Sighting(Base):
 
     media: Mapped[Media] = relationship(back_populates="sightings")
     camera: Mapped[Camera | None] = relationship()
+    track: Mapped[Track | None] = relationship(back_populates="sightings")
 
 
 class Identity(Base):

@@ -82,8 +82,13 @@ class SearchFilter:
     sighting_ids: list[int] | None = None
     exclude_sighting_ids: list[int] | None = None
     attributes: dict[str, str] | None = None
+    #: Which points: ``sighting`` (one per representative crop), ``track`` (one pooled point
+    #: per track) or None for both.
+    level: str | None = None
 
     def __post_init__(self) -> None:
+        if self.level not in (None, "sighting", "track"):
+            raise ValueError(f"level must be 'sighting' or 'track', got {self.level!r}")
         for name in (
             "cameras",
             "identity_ids",
@@ -136,8 +141,17 @@ class SearchFilter:
         for key, value in (self.attributes or {}).items():
             must.append(AnyOf(f"attributes.{key}", (value,)))
         must_not: list[Clause] = []
+        # Sighting points carry no ``level`` (those made before tracks existed neither), so
+        # "sighting" is "not a track point".
+        if self.level == "track":
+            must.append(AnyOf("level", ("track",)))
+        elif self.level == "sighting":
+            must_not.append(AnyOf("level", ("track",)))
         if self.exclude_sighting_ids:
+            # A track point lists its sightings under ``sightings``: excluding a sighting
+            # excludes its track too.
             must_not.append(AnyOf("sighting", tuple(self.exclude_sighting_ids)))
+            must_not.append(AnyOf("sightings", tuple(self.exclude_sighting_ids)))
         return must, must_not
 
     def matches_nothing(self) -> bool:

@@ -51,8 +51,10 @@ PAYLOAD_SCHEMA: dict[str, Any] = {
     "camera": qe.PayloadSchemaType.Integer,
     "time": qe.PayloadSchemaType.Float,
     "modality": qe.PayloadSchemaType.Keyword,
+    "level": qe.PayloadSchemaType.Keyword,
     "media": _LOOKUP,
     "sighting": _LOOKUP,
+    "sightings": _LOOKUP,
     "identity": _LOOKUP,
 }
 

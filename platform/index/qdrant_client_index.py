@@ -28,8 +28,10 @@ PAYLOAD_SCHEMA: dict[str, models.PayloadSchemaType] = {
     "camera": models.PayloadSchemaType.INTEGER,
     "time": models.PayloadSchemaType.FLOAT,
     "modality": models.PayloadSchemaType.KEYWORD,
+    "level": models.PayloadSchemaType.KEYWORD,
     "media": models.PayloadSchemaType.INTEGER,
     "sighting": models.PayloadSchemaType.INTEGER,
+    "sightings": models.PayloadSchemaType.INTEGER,
     "identity": models.PayloadSchemaType.INTEGER,
 }
 _UPSERT_CHUNK = 512  # keeps one request well under the server's 32 MiB body limit at dim 1024

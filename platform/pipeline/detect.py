@@ -5,6 +5,11 @@
   the per-pixel median of the window, foreground blobs of person shape become boxes.
 * ``hog`` — :class:`HogDetector`: OpenCV's HOG + linear SVM people detector, for moving or
   unknown cameras (slow, and it needs people at least ~96 px tall).
+* ``onnx:PATH`` — :class:`~aioreid.platform.pipeline.detect_onnx.OnnxDetector`: a YOLO-style
+  ONNX model run by onnxruntime.
+
+:func:`build_detector` wraps all but ``crops`` in the whole-person rules of
+:mod:`aioreid.platform.pipeline.verify`.
 """
 
 from __future__ import annotations
@@ -58,7 +63,9 @@ class BackgroundSubtractionDetector:
 
     Needs at least ``min_frames`` frames of one size in a window (a single image has no
     background; it gets no boxes). Boxes must be taller than wide (``min_aspect``) and at
-    least ``min_height`` pixels tall.
+    least ``min_height`` pixels tall. The contours come from a dilated mask (it joins a
+    person's pieces); ``tight`` then shrinks each box back to the undilated foreground in it,
+    which the dilation had grown by a few pixels on every side.
     """
 
     threshold: int = 28
@@ -66,35 +73,66 @@ class BackgroundSubtractionDetector:
     min_aspect: float = 1.1
     max_aspect: float = 6.0
     min_frames: int = 3
+    tight: bool = False
     name: str = "background"
 
     def detect(self, frames: Sequence[np.ndarray]) -> list[list[Box]]:
-        if len(frames) < self.min_frames:
+        masks = foreground_masks(frames, self.threshold, self.min_frames)
+        if masks is None:
             return [[] for _ in frames]
-        # Colour difference (max over channels): a red coat on a grey wall has the wall's
-        # brightness but not its colour.
-        stack = np.stack([f if f.ndim == 3 else f[..., None] for f in frames])
-        background = np.median(stack, axis=0).astype(np.uint8)
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-        out: list[list[Box]] = []
-        for frame in stack:
-            diff = cv2.absdiff(frame, background).max(axis=2)
-            _, mask = cv2.threshold(diff, self.threshold, 255, cv2.THRESH_BINARY)
-            mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
-            mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel, iterations=3)
-            mask = cv2.dilate(mask, kernel)
-            contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-            boxes = []
-            for c in contours:
-                x, y, w, h = cv2.boundingRect(c)
-                if h < self.min_height or w < 4:
-                    continue
-                if not self.min_aspect <= h / w <= self.max_aspect:
-                    continue
-                fill = float(cv2.contourArea(c)) / float(w * h)
-                boxes.append(Box(int(x), int(y), int(w), int(h), min(1.0, fill * 1.5)))
-            out.append(boxes)
-        return out
+        return [self.boxes(mask) for mask in masks]
+
+    def boxes(self, mask: np.ndarray) -> list[Box]:
+        """Person-shaped boxes of one foreground mask (from :func:`foreground_masks`)."""
+        joined = cv2.dilate(mask, _KERNEL)
+        contours, _ = cv2.findContours(joined, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        boxes = []
+        for c in contours:
+            x, y, w, h = cv2.boundingRect(c)
+            fill = float(cv2.contourArea(c)) / float(w * h)
+            if self.tight:
+                x, y, w, h = _shrink(mask, x, y, w, h)
+            if h < self.min_height or w < 4:
+                continue
+            if not self.min_aspect <= h / w <= self.max_aspect:
+                continue
+            boxes.append(Box(int(x), int(y), int(w), int(h), min(1.0, fill * 1.5)))
+        return boxes
+
+
+_KERNEL = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+
+def foreground_masks(
+    frames: Sequence[np.ndarray], threshold: int = 28, min_frames: int = 3
+) -> list[np.ndarray] | None:
+    """Foreground masks (uint8 0/255) of a window against its per-pixel median background.
+
+    ``None`` when the window cannot have a background: fewer than ``min_frames`` frames or
+    frames of different sizes.
+    """
+    if len(frames) < min_frames or len({f.shape[:2] for f in frames}) != 1:
+        return None
+    # Colour difference (max over channels): a red coat on a grey wall has the wall's
+    # brightness but not its colour.
+    stack = np.stack([f if f.ndim == 3 else f[..., None] for f in frames])
+    background = np.median(stack, axis=0).astype(np.uint8)
+    masks = []
+    for frame in stack:
+        diff = cv2.absdiff(frame, background).max(axis=2)
+        _, mask = cv2.threshold(diff, threshold, 255, cv2.THRESH_BINARY)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _KERNEL)
+        masks.append(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _KERNEL, iterations=3))
+    return masks
+
+
+def _shrink(mask: np.ndarray, x: int, y: int, w: int, h: int) -> tuple[int, int, int, int]:
+    """The rectangle around the foreground of ``mask`` inside ``(x, y, w, h)``."""
+    pts = cv2.findNonZero(mask[y : y + h, x : x + w])
+    if pts is None:
+        return x, y, w, h
+    bx, by, bw, bh = cv2.boundingRect(pts)
+    return x + bx, y + by, bw, bh
 
 
 @dataclass
@@ -132,6 +170,8 @@ def nms(boxes: list[Box], iou: float) -> list[Box]:
     return kept
 
 
+#: The raw detectors, as shipped before verification (``benchmarks/bench_detectors.py``
+#: measures them against what :func:`build_detector` returns).
 DETECTORS = {
     "crops": WholeFrameDetector,
     "background": BackgroundSubtractionDetector,
@@ -140,11 +180,32 @@ DETECTORS = {
 
 
 def build_detector(name: str) -> Detector:
-    """A detector by name (``crops``, ``background``, ``hog``)."""
-    try:
-        return DETECTORS[name]()  # type: ignore[abstract]
-    except KeyError:
-        raise ValueError(f"unknown detector {name!r}; choose one of {sorted(DETECTORS)}") from None
+    """A detector by name: ``crops``, ``background``, ``hog`` or ``onnx:PATH[?options]``.
+
+    Every one except ``crops`` comes wrapped in the whole-person rules of
+    :mod:`aioreid.platform.pipeline.verify`: boxes with no whole person (bare wall, legs
+    only, two people in one box) never reach the crops. ``background`` also runs with a
+    lower foreground threshold, lets wide blobs through for the two-person split and hugs
+    its boxes to the foreground. ``docs/detection.md`` has the measured gain.
+    ``onnx:PATH`` loads a YOLO-style ONNX person detector (see
+    :mod:`aioreid.platform.pipeline.detect_onnx` for the options).
+    """
+    # Imported here: both modules import this one.
+    from .verify import SHAPE_ONLY, VerifiedDetector, VerifyRules
+
+    if name.startswith("onnx:"):
+        from .detect_onnx import build_onnx_detector
+
+        return VerifiedDetector(build_onnx_detector(name.removeprefix("onnx:")), SHAPE_ONLY)
+    if name == "crops":
+        return WholeFrameDetector()
+    if name == "background":
+        threshold = 16
+        inner = BackgroundSubtractionDetector(threshold=threshold, min_aspect=0.3, tight=True)
+        return VerifiedDetector(inner, VerifyRules(fg_threshold=threshold))
+    if name == "hog":
+        return VerifiedDetector(HogDetector(), VerifyRules())
+    raise ValueError(f"unknown detector {name!r}; choose one of {sorted(DETECTORS)} or onnx:PATH")
 
 
 def _grey(img: np.ndarray) -> np.ndarray:

@@ -3,7 +3,8 @@
 Videos are read with OpenCV, sampled at ``sample_fps`` (never faster than the file's own rate),
 and a frame that differs from the last *kept* frame by less than ``dedup_threshold`` (mean
 absolute difference of 32×32 grey thumbnails, 0-255) is skipped: static scenes then cost one
-frame, not hundreds.
+frame, not hundreds. Frames are read a window at a time (:class:`VideoReader`), so memory is
+bounded by the window whatever the length of the video.
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ class Frame:
 
 @dataclass(frozen=True)
 class SamplingOptions:
-    sample_fps: float = 2.0
-    dedup_threshold: float = 2.0
-    max_frames: int = 10_000
+    # 5 fps and a 0.5 threshold: on synthetic footage, 2 fps or a 2.0 threshold lost a fifth
+    # of the people a tracker can follow (docs/tracking.md, "Sampling").
+    sample_fps: float = 5.0
+    dedup_threshold: float = 0.5
+    max_frames: int = 1_000_000  # kept frames per video: a safety cap, not a window
     max_video_pixels: int = 4096 * 2160
 
 
@@ -66,43 +69,102 @@ def _thumb(img: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
 
 
+class VideoReader:
+    """Sampled, de-duplicated frames of a video file, read a window at a time.
+
+    ``start`` and ``last_thumb`` resume a read where an earlier reader stopped (its
+    :attr:`next_index` and :attr:`last_thumb`): the decoder seeks to ``start``, so the resumed
+    reader yields exactly the frames the first one would have yielded next.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        options: SamplingOptions = SamplingOptions(),
+        *,
+        start: int = 0,
+        last_thumb: np.ndarray | None = None,
+        kept: int = 0,
+    ) -> None:
+        self.path, self.options = path, options
+        self._cap = cv2.VideoCapture(str(path))
+        if not self._cap.isOpened():
+            raise MediaDecodeError(f"not a readable video: {path.name}")
+        fps = self._cap.get(cv2.CAP_PROP_FPS) or 0.0
+        self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        self.frame_count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        if self.width * self.height > options.max_video_pixels:
+            self.close()
+            raise MediaDecodeError(
+                f"video frames too large ({self.width}x{self.height}; "
+                f"limit {options.max_video_pixels} pixels)"
+            )
+        self.fps = fps if 0 < fps <= 1000 else 25.0
+        rate = options.sample_fps
+        self.step = max(1, round(self.fps / rate)) if rate > 0 else 1
+        self.next_index = 0
+        self.last_thumb = last_thumb
+        self.kept = kept
+        self.finished = False
+        if start > 0:
+            self._seek(start)
+
+    def _seek(self, start: int) -> None:
+        """Position the decoder at frame ``start``: a keyframe seek when the backend lands
+        exactly there (FFmpeg decodes forward from the previous keyframe), else ``grab``
+        from the beginning."""
+        if self._cap.set(cv2.CAP_PROP_POS_FRAMES, start) and (
+            int(self._cap.get(cv2.CAP_PROP_POS_FRAMES)) == start
+        ):
+            self.next_index = start
+            return
+        self._cap.release()
+        self._cap = cv2.VideoCapture(str(self.path))
+        while self.next_index < start:
+            if not self._cap.grab():
+                self.finished = True
+                break
+            self.next_index += 1
+
+    def read(self, n: int) -> list[Frame]:
+        """Up to ``n`` more kept frames; fewer (maybe none) at the end of the file."""
+        out: list[Frame] = []
+        while len(out) < n and not self.finished:
+            if self.kept >= self.options.max_frames or not self._cap.grab():
+                self.finished = True
+                break
+            index = self.next_index
+            self.next_index += 1
+            if index % self.step:
+                continue
+            ok, bgr = self._cap.retrieve()
+            if not ok or bgr is None:
+                self.finished = True
+                break
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            thumb = _thumb(rgb)
+            last = self.last_thumb
+            if last is None or float(np.abs(thumb - last).mean()) >= self.options.dedup_threshold:
+                self.last_thumb = thumb
+                self.kept += 1
+                out.append(Frame(index, index / self.fps, rgb))
+        if self.finished and self.next_index == 0:
+            raise MediaDecodeError(f"video has no decodable frames: {self.path.name}")
+        return out
+
+    def close(self) -> None:
+        self._cap.release()
+
+
 def iter_video_frames(path: Path, options: SamplingOptions = SamplingOptions()) -> Iterator[Frame]:
     """Sampled, de-duplicated frames of the video at ``path``."""
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise MediaDecodeError(f"not a readable video: {path.name}")
+    reader = VideoReader(path, options)
     try:
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        w = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        h = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        if w * h > options.max_video_pixels:
-            raise MediaDecodeError(
-                f"video frames too large ({w}x{h}; limit {options.max_video_pixels} pixels)"
-            )
-        if fps <= 0 or fps > 1000:
-            fps = 25.0
-        step = max(1, round(fps / options.sample_fps)) if options.sample_fps > 0 else 1
-        last: np.ndarray | None = None
-        index = kept = 0
-        while kept < options.max_frames:
-            ok = cap.grab()
-            if not ok:
-                break
-            if index % step == 0:
-                ok, bgr = cap.retrieve()
-                if not ok or bgr is None:
-                    break
-                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                thumb = _thumb(rgb)
-                if last is None or float(np.abs(thumb - last).mean()) >= options.dedup_threshold:
-                    last = thumb
-                    kept += 1
-                    yield Frame(index, index / fps, rgb)
-            index += 1
-        if index == 0:
-            raise MediaDecodeError(f"video has no decodable frames: {path.name}")
+        while frames := reader.read(64):
+            yield from frames
     finally:
-        cap.release()
+        reader.close()
 
 
 def iter_frames(

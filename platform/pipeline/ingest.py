@@ -1,41 +1,64 @@
-"""The ingestion pipeline as plain functions over :class:`~aioreid.platform.services.Services`.
+"""The ingestion pipeline: one implementation, run in-process or as queue steps.
 
-register media → decode (image, or sampled video frames) → detect people → crop + quality
-filter → store crops → encode in batches → upsert into the vector index → mark done.
+A media is processed window by window, each window in three steps over JSON-able dicts (so
+queue workers on different machines can run them):
 
-Idempotent by construction: media are keyed by the sha256 of their bytes, crops by theirs,
-sightings and index points by a UUIDv5 of (media sha, frame, box). Re-running a media that
-crashed half-way finds its existing sightings and re-upserts the same points. A media that
-cannot be decoded is marked ``failed`` with the reason; nothing else is touched.
+1. :func:`prepare` — claim the media, read its next window (a still image is one window):
+   decode → detect → track → crop; the tracks that ended keep their best crops, stored in the
+   object store, and the video's state after the window is stored as a checkpoint;
+2. :func:`embed` — the crops read back from the store, one encoder pass per modality;
+3. :func:`commit` — track and sighting rows, sighting points and one pooled point per track
+   upserted, and the media's progress moved to the next window, in one transaction.
+
+:func:`process_batch` runs the steps in a loop in this process; the Celery tasks run them
+as a chain per window. Every step can run again after a crash with the same result: crops and
+checkpoints are content-addressed, point ids are UUIDv5 of (media sha, frame, box) and
+(media sha, track number), and commit applies a window only once (the media row is locked
+and its progress names the next window). Failures follow :mod:`.failures`: a permanent one
+fails its media alone, with the file named; a transient one propagates to be retried.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
-from collections.abc import Iterator, Sequence
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
-import cv2
 import numpy as np
 from sqlalchemy import select
 
 from aioreid.encoder.inference import Encoder, EncoderInputError
 from aioreid.platform.db import crud
-from aioreid.platform.db.models import Media, Sighting
+from aioreid.platform.db.models import Assignment, Media, Sighting, Track
 from aioreid.platform.index import IndexPoint, point_id
-from aioreid.platform.pipeline.crops import CropPolicy, accept, crop, quality
-from aioreid.platform.pipeline.detect import Box, Detector, build_detector
+from aioreid.platform.pipeline.crops import CropPolicy
+from aioreid.platform.pipeline.detect import build_detector
+from aioreid.platform.pipeline.failures import is_permanent, is_transient, reason, with_retries
 from aioreid.platform.pipeline.frames import (
-    Frame,
     MediaDecodeError,
     SamplingOptions,
-    iter_frames,
+    VideoReader,
+    decode_image_frame,
     media_kind,
 )
+from aioreid.platform.pipeline.tracking import TrackerOptions
+from aioreid.platform.pipeline.windows import (
+    PoolingOptions,
+    TrackAccum,
+    VideoState,
+    advance,
+    image_tracks,
+)
 from aioreid.platform.services import Services
-from aioreid.platform.storage import StorageError
+from aioreid.platform.storage import ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +69,30 @@ class IngestError(ValueError):
     """Media refused before it is stored (too large, unknown type, empty)."""
 
 
+class StageInputError(ValueError):
+    """A step was handed data it cannot use (a malformed message, not a bad media file)."""
+
+
 @dataclass(frozen=True)
 class IngestOptions:
+    """``frames_in_flight``: sampled video frames decoded, detected and tracked at a time
+    (the memory window); ``batch_media``: media per encoder pass (images)."""
+
     detector: str = "crops"
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     crops: CropPolicy = field(default_factory=CropPolicy)
-    window: int = 24
+    tracker: TrackerOptions = field(default_factory=TrackerOptions)
+    pooling: PoolingOptions = field(default_factory=PoolingOptions)
+    frames_in_flight: int = 32
     batch_media: int = 32
     max_bytes: int = MAX_MEDIA_BYTES
+
+    def __post_init__(self) -> None:
+        if self.frames_in_flight < 3 or self.batch_media < 1 or self.max_bytes < 1:
+            raise ValueError(
+                "frames_in_flight must be >= 3 (the background detector needs 3 frames), "
+                "batch_media and max_bytes >= 1"
+            )
 
 
 @dataclass
@@ -63,23 +102,25 @@ class MediaResult:
     sightings: int = 0
     error: str | None = None
     skipped: bool = False
+    tracks: int = 0
 
 
-@dataclass
-class _Pending:
-    frame: Frame
-    box: Box
-    image: np.ndarray
-    quality: float
-    key: str = ""
-    point: str = ""
-    extra: dict = field(default_factory=dict)
+@dataclass(frozen=True)
+class MediaTask:
+    """One registered media to process, with what a dataset import knows about it."""
+
+    media_id: int
+    source_label: str | None = None
+    attributes: dict[str, str] | None = None
 
 
 def _utc(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+# --- registration ------------------------------------------------------------------------------
 
 
 def register_media(
@@ -128,227 +169,364 @@ def register_media(
         return media.id
 
 
-def _windows(frames: Iterator[Frame], size: int) -> Iterator[list[Frame]]:
-    buf: list[Frame] = []
-    for f in frames:
-        buf.append(f)
-        if len(buf) >= size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
+# --- failures ----------------------------------------------------------------------------------
 
 
-def _detect_and_crop(
-    frames: Iterator[Frame], detector: Detector, opts: IngestOptions
-) -> Iterator[_Pending]:
-    for window in _windows(frames, opts.window):
-        for frame, boxes in zip(window, detector.detect([f.image for f in window]), strict=True):
-            for box in boxes:
-                img, real = crop(frame.image, box, opts.crops.pad)
-                q = quality(img, opts.crops)
-                if accept(img, q, opts.crops):
-                    yield _Pending(frame, real, img, q)
-
-
-def _encode_jpeg(img: np.ndarray) -> bytes:
-    bgr = cv2.cvtColor(img, cv2.COLOR_RGB2BGR) if img.ndim == 3 else img
-    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    if not ok:
-        raise MediaDecodeError("could not encode a crop as JPEG")
-    return buf.tobytes()
-
-
-_FAILURES = (MediaDecodeError, EncoderInputError, StorageError, ValueError)
-
-
-@dataclass(frozen=True)
-class MediaTask:
-    """One registered media to process, with what a dataset import knows about it."""
-
-    media_id: int
-    source_label: str | None = None
-    attributes: dict[str, str] | None = None
-
-
-@dataclass
-class _Prepared:
-    slot: int
-    task: MediaTask
-    snap: dict
-    pending: list[_Pending]
-    vectors: np.ndarray | None = None
-
-
-def process_media(
-    svc: Services,
-    media_id: int,
-    options: IngestOptions = IngestOptions(),
-    *,
-    source_label: str | None = None,
-    attributes: dict[str, str] | None = None,
-) -> MediaResult:
-    """Run one registered media through the pipeline (a no-op when it is already done)."""
-    task = MediaTask(media_id, source_label, attributes)
-    return process_batch(svc, [task], options)[0]
-
-
-def process_batch(
-    svc: Services,
-    tasks: Sequence[MediaTask],
-    options: IngestOptions = IngestOptions(),
-) -> list[MediaResult]:
-    """Process several media with ONE encoder pass per modality over all their crops.
-
-    Each media still succeeds or fails on its own: a media whose decode, crops or rows fail
-    is marked failed with the reason; the others are indexed.
-    """
-    results: dict[int, MediaResult] = {}
-    prepared: list[_Prepared] = []
-    for slot, task in enumerate(tasks):
-        snap = _claim(svc, task.media_id)
-        if snap is None:
-            results[slot] = MediaResult(task.media_id, "done", skipped=True)
-            continue
-        try:
-            prepared.append(_Prepared(slot, task, snap, _prepare(svc, snap, options)))
-        except _FAILURES as exc:
-            results[slot] = _mark_failed(svc, task.media_id, snap, exc)
-    if not prepared:
-        return [results[i] for i in range(len(tasks))]
-    target, encoder = svc.live()
-    _encode(encoder, svc, prepared, results)
-    for prep in prepared:
-        if prep.slot in results:
-            continue
-        try:
-            n = _commit(svc, prep, target)
-            results[prep.slot] = MediaResult(prep.task.media_id, "done", sightings=n)
-        except _FAILURES as exc:
-            results[prep.slot] = _mark_failed(svc, prep.task.media_id, prep.snap, exc)
-    return [results[i] for i in range(len(tasks))]
-
-
-def _claim(svc: Services, media_id: int) -> dict | None:
-    """Mark the media processing and snapshot what the later steps need (None: done)."""
+def fail_media(svc: Services, media_id: int, exc: BaseException | str) -> MediaResult:
+    """Mark a media failed with the reason (naming its file) and record it on its job once."""
     with svc.sessions.begin() as s:
         media = s.get(Media, media_id)
         if media is None:
-            raise KeyError(f"media {media_id} does not exist")
-        if media.status == "done":
+            text = exc if isinstance(exc, str) else reason(exc)
+            return MediaResult(media_id, "failed", error=text)
+        name = media.original_name or f"media {media_id}"
+        text = exc if isinstance(exc, str) else reason(exc, name)
+        if not text.startswith(name):
+            text = f"{name}: {text}"
+        log.warning("media %s failed: %s", media_id, text)
+        media.status, media.error = "failed", text[:2000]
+        job_id = media.job_id
+    record_failure(svc, job_id, name, text)
+    return MediaResult(media_id, "failed", error=text)
+
+
+def record_failure(svc: Services, job_id: int | None, item: str, why: str) -> None:
+    """Add a job failure row unless this item already has one (steps may run twice)."""
+    from aioreid.platform.db.models import IngestJob, JobFailure
+
+    if job_id is None:
+        return
+    item = str(item)[:1024]
+    with svc.sessions.begin() as s:
+        seen = s.scalar(
+            select(JobFailure.id).where(JobFailure.job_id == job_id, JobFailure.item == item)
+        )
+        if seen is None and s.get(IngestJob, job_id) is not None:
+            crud.add_job_failure(s, job_id, item, why)
+
+
+# --- step 1: prepare ---------------------------------------------------------------------------
+
+
+@dataclass
+class _OpenVideo:
+    """A video this process is reading: the file (a temporary copy when ``owned``), the
+    reader positioned after the last window it read, and the state that window left."""
+
+    path: Path
+    owned: bool
+    reader: VideoReader
+    state: VideoState
+
+    def close(self) -> None:
+        self.reader.close()
+        if self.owned:
+            shutil.rmtree(self.path.parent, ignore_errors=True)
+
+
+class _OpenVideos:
+    """Videos this process is reading, so consecutive windows of a video neither fetch it
+    nor seek in it again. Bounded: the least recently used is closed first."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[int, _OpenVideo] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, media_id: int, window: int) -> _OpenVideo | None:
+        """The open video if it stands exactly at ``window`` (else it is closed)."""
+        with self._lock:
+            item = self._items.pop(media_id, None)
+        if item is None:
+            return None
+        if item.state.window == window and item.reader.next_index == item.state.next_index:
+            return item
+        item.close()
+        return None
+
+    def keep(self, media_id: int, item: _OpenVideo) -> None:
+        with self._lock:
+            self._items[media_id] = item
+            old = [self._items.popitem(last=False)[1] for _ in range(len(self._items) - self.size)]
+        for o in old:
+            o.close()
+
+    def drop(self, media_id: int) -> None:
+        with self._lock:
+            item = self._items.pop(media_id, None)
+        if item is not None:
+            item.close()
+
+
+_OPEN = _OpenVideos()
+
+
+def _claim(svc: Services, media_id: int) -> dict[str, Any] | None:
+    """Mark the media processing and snapshot what the steps need (None: done or gone)."""
+    with svc.sessions.begin() as s:
+        media = s.get(Media, media_id)
+        if media is None or media.status == "done":
+            return None
+        if (media.progress or {}).get("finished"):  # its last window is applied
+            media.status, media.error = "done", None
             return None
         media.status = "processing"
         return {
+            "media_id": media.id,
             "sha": media.sha256,
             "key": media.object_key,
-            "kind": media.kind,
+            "kind": str(media.kind),
             "name": media.original_name or "",
             "camera_id": media.camera_id,
             "modality": str(media.camera.modality) if media.camera is not None else "rgb",
             "start": _utc(media.start_time),
             "job_id": media.job_id,
+            "progress": dict(media.progress or {}),
         }
 
 
-def _mark_failed(svc: Services, media_id: int, snap: dict, exc: Exception) -> MediaResult:
-    reason = f"{type(exc).__name__}: {exc}"
-    log.warning("media %s failed: %s", media_id, reason)
-    with svc.sessions.begin() as s:
-        media = s.get(Media, media_id)
-        assert media is not None
-        media.status, media.error = "failed", reason[:2000]
-        if snap["job_id"] is not None:
-            crud.add_job_failure(s, snap["job_id"], snap["name"] or str(media_id), reason)
-    return MediaResult(media_id, "failed", error=reason)
+def _open_video(svc: Services, snap: dict[str, Any], opts: IngestOptions) -> _OpenVideo:
+    window = int(snap["progress"].get("window", 0))
+    cached = _OPEN.take(snap["media_id"], window)
+    if cached is not None:
+        return cached
+    state = (
+        VideoState.loads(svc.store.get_bytes(snap["progress"]["checkpoint"])) if window else None
+    )
+    path, owned = svc.store.local_path(snap["key"]), False
+    if path is None:  # a remote store: one local copy per process, removed when closed
+        tmp = Path(tempfile.mkdtemp(prefix="aioreid-video-"))
+        path, owned = tmp / f"media{Path(snap['name']).suffix.lower() or '.mp4'}", True
+    try:
+        if owned:
+            svc.store.download_to(snap["key"], path)
+        reader = VideoReader(
+            path,
+            opts.sampling,
+            start=state.next_index if state else 0,
+            last_thumb=state.last_thumb if state else None,
+            kept=state.kept if state else 0,
+        )
+    except BaseException:
+        if owned:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    if state is None:
+        state = VideoState.fresh(opts.tracker, fps=min(opts.sampling.sample_fps, reader.fps))
+    return _OpenVideo(path, owned, reader, state)
 
 
-def _prepare(svc: Services, m: dict, opts: IngestOptions) -> list[_Pending]:
-    """Decode, detect, crop, filter and store the crops of one media."""
-    data = svc.store.get_bytes(m["key"])
+def _crop_dicts(svc: Services, sha: str, track: TrackAccum) -> list[dict[str, Any]]:
+    out = []
+    for c in track.best:
+        b = c.box
+        out.append(
+            {
+                "key": svc.store.put_bytes(c.jpeg, kind="crops", ext=".jpg"),
+                "frame": c.frame,
+                "offset_s": c.offset_s,
+                "box": [b.x, b.y, b.w, b.h],
+                "quality": c.quality,
+                "point": point_id(sha, c.frame, b.x, b.y, b.w, b.h),
+            }
+        )
+    return out
+
+
+def _track_dicts(svc: Services, sha: str, tracks: Sequence[TrackAccum]) -> list[dict[str, Any]]:
+    return [
+        {
+            "number": t.number,
+            "point": point_id(sha, "track", t.number),
+            "start_offset_s": t.first_offset,
+            "end_offset_s": t.last_offset,
+            "boxes": t.boxes,
+            "quality": t.quality,
+            "crops": _crop_dicts(svc, sha, t),
+        }
+        for t in tracks
+    ]
+
+
+def checkpoint_prefix(sha: str) -> str:
+    return f"checkpoints/{sha}/"
+
+
+def _store_checkpoint(svc: Services, sha: str, state: VideoState) -> str:
+    """The state after a window, named by the window: preparing that window again (after a
+    crash) replaces it instead of leaving an orphan beside it."""
+    return svc.store.put_at(f"{checkpoint_prefix(sha)}{state.window:08d}.pkl", state.dumps())
+
+
+def _prepare_one(svc: Services, snap: dict[str, Any], opts: IngestOptions) -> dict[str, Any]:
     detector = build_detector(opts.detector)
-    frames = iter_frames(data, m["kind"], m["name"], opts.sampling)
-    pending = list(_detect_and_crop(frames, detector, opts))
-    for p in pending:
-        p.key = svc.store.put_bytes(_encode_jpeg(p.image), kind="crops", ext=".jpg")
-        b = p.box
-        p.point = point_id(m["sha"], p.frame.index, b.x, b.y, b.w, b.h)
-    return pending
+    work = {k: v for k, v in snap.items() if k not in ("key", "progress")}
+    work["start"] = snap["start"].isoformat() if snap["start"] else None
+    window = int(snap["progress"].get("window", 0))
+    work |= {"window": window, "previous_checkpoint": snap["progress"].get("checkpoint")}
+    if snap["kind"] == "image":
+        frame = decode_image_frame(svc.store.get_bytes(snap["key"]))
+        tracks = image_tracks(frame, detector, opts.crops)
+        h, w = frame.image.shape[:2]
+        work |= {"final": True, "checkpoint": None, "info": {"width": w, "height": h}}
+        return work | {"tracks": _track_dicts(svc, snap["sha"], tracks)}
+    video = _open_video(svc, snap, opts)
+    reader, state = video.reader, video.state
+    try:
+        ended, final = advance(
+            state, reader, detector, opts.frames_in_flight, opts.crops, opts.pooling
+        )
+        tracks = _track_dicts(svc, snap["sha"], ended)
+        checkpoint = None if final else _store_checkpoint(svc, snap["sha"], state)
+    except BaseException:
+        video.close()
+        raise
+    if final:
+        video.close()
+    else:
+        _OPEN.keep(snap["media_id"], video)
+    info = {
+        "width": reader.width,
+        "height": reader.height,
+        "fps": reader.fps,
+        "frame_count": reader.frame_count,
+    }
+    work |= {"final": final, "checkpoint": checkpoint, "info": info, "frames_read": state.kept}
+    return work | {"tracks": tracks}
 
 
-def _encode(
-    encoder: Encoder, svc: Services, prepared: list[_Prepared], results: dict[int, MediaResult]
-) -> None:
-    """Embed every crop of every prepared media, one batched call per modality; when a batch
-    fails, retry media by media so only the culprit fails."""
-    by_modality: dict[str, list[_Prepared]] = {}
-    for prep in prepared:
-        by_modality.setdefault(prep.snap["modality"], []).append(prep)
-    for modality, group in by_modality.items():
-        images = [p.image for prep in group for p in prep.pending]
+def prepare(
+    svc: Services, media: Sequence[int | MediaTask], options: IngestOptions | None = None
+) -> list[dict[str, Any]]:
+    """The next window of each media (a still image: its only one), as a dict to embed.
+
+    Media already done are left out; media that fail permanently are marked failed, recorded
+    on their job, and left out; a transient error propagates (the caller retries).
+    """
+    opts = options or IngestOptions()
+    out = []
+    for m in media:
+        task = m if isinstance(m, MediaTask) else MediaTask(int(m))
+        snap = _claim(svc, task.media_id)
+        if snap is None:
+            continue
         try:
-            vectors = encoder.embed(images, modality) if images else np.zeros((0, 1), np.float32)
+            work = _prepare_one(svc, snap, opts)
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            fail_media(svc, task.media_id, exc)
+            continue
+        out.append(work | {"source_label": task.source_label, "attributes": task.attributes})
+    return out
+
+
+# --- step 2: embed -----------------------------------------------------------------------------
+
+
+def pack_vectors(vectors: np.ndarray) -> str:
+    """Vectors as base64 of little-endian float32 rows (what travels between the steps)."""
+    return base64.b64encode(np.ascontiguousarray(vectors, "<f4").tobytes()).decode("ascii")
+
+
+def _crops_of(work: dict[str, Any]) -> list[dict[str, Any]]:
+    return [c for t in work["tracks"] for c in t["crops"]]
+
+
+def unpack_vectors(work: dict[str, Any]) -> np.ndarray:
+    """The ``crops x dim`` vectors of an embedded window; StageInputError if malformed."""
+    n = len(_crops_of(work))
+    try:
+        raw = base64.b64decode(work["vectors"], validate=True)
+        vectors = np.frombuffer(raw, "<f4").reshape(n, -1) if n else np.zeros((0, 1), "<f4")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StageInputError(f"media {work.get('media_id')}: bad vectors: {exc}") from None
+    if n and vectors.shape[1] != work.get("dim"):
+        raise StageInputError(f"media {work['media_id']}: vectors are not {work.get('dim')}-d")
+    return vectors.astype(np.float32)
+
+
+def check_works(works: object) -> list[dict[str, Any]]:
+    """``works`` as a list of window dicts; StageInputError when a message is malformed."""
+    if not isinstance(works, list):
+        raise StageInputError(f"prepared media must be a list, got {type(works).__name__}")
+    for w in works:
+        if not isinstance(w, dict) or not isinstance(w.get("media_id"), int):
+            raise StageInputError(f"not a prepared media: {str(w)[:200]}")
+        tracks = w.get("tracks")
+        if not isinstance(tracks, list) or not all(
+            isinstance(t, dict) and isinstance(t.get("crops"), list) for t in tracks
+        ):
+            raise StageInputError(f"prepared media {w['media_id']} has no track list")
+    return works
+
+
+def embed_with(encoder: Encoder, svc: Services, works: list[dict[str, Any]]) -> list[dict]:
+    """:func:`embed` with a given encoder. Media whose crops cannot be read or embedded are
+    marked failed and left out; the others keep their order."""
+    loaded: dict[int, list[bytes]] = {}
+    for i, w in enumerate(works):
+        try:
+            loaded[i] = [svc.store.get_bytes(c["key"]) for c in _crops_of(w)]
+        except (ObjectNotFound, StorageError, KeyError) as exc:
+            if is_transient(exc):
+                raise
+            fail_media(svc, w["media_id"], f"a stored crop is unreadable: {exc}")
+    by_modality: dict[str, list[int]] = {}
+    for i in loaded:
+        by_modality.setdefault(works[i].get("modality") or "rgb", []).append(i)
+    out: dict[int, dict[str, Any]] = {}
+    for modality, group in by_modality.items():
+        images = [c for i in group for c in loaded[i]]
+        try:
+            vectors = encoder.embed(images, modality) if images else np.zeros((0, encoder.dim))
         except EncoderInputError:
-            for prep in group:
+            for i in group:  # find the culprit: embed media by media
                 try:
-                    prep.vectors = encoder.embed([p.image for p in prep.pending], modality)
+                    vecs = encoder.embed(loaded[i], modality) if loaded[i] else None
                 except EncoderInputError as exc:
-                    results[prep.slot] = _mark_failed(svc, prep.task.media_id, prep.snap, exc)
+                    fail_media(svc, works[i]["media_id"], exc)
+                    continue
+                out[i] = _with_vectors(works[i], vecs, encoder)
             continue
         start = 0
-        for prep in group:
-            prep.vectors = vectors[start : start + len(prep.pending)]
-            start += len(prep.pending)
+        for i in group:
+            out[i] = _with_vectors(works[i], vectors[start : start + len(loaded[i])], encoder)
+            start += len(loaded[i])
+    return [out[i] for i in sorted(out)]
 
 
-def _commit(svc: Services, prep: _Prepared, target: str) -> int:
-    """Sighting rows (reusing ones a crashed run left), index points, media done."""
-    m, task, media_id = prep.snap, prep.task, prep.task.media_id
-    identity_id: int | None = None
-    with svc.sessions.begin() as s:
-        # Two workers committing the same media (a redelivered task) take turns, so the second
-        # finds the first one's rows instead of inserting the same point ids again.
-        s.get(Media, media_id, with_for_update=True)
-        if task.source_label is not None:
-            identity_id = crud.get_or_create_labelled_identity(s, task.source_label).id
-        existing = {
-            row.point_id: row
-            for row in s.scalars(select(Sighting).where(Sighting.media_id == media_id))
-        }
-        rows: list[Sighting] = []
-        for p in prep.pending:
-            row = existing.get(p.point)
-            if row is None:
-                t = m["start"] + timedelta(seconds=p.frame.offset_s) if m["start"] else None
-                row = crud.add_sighting(
-                    s,
-                    media_id=media_id,
-                    camera_id=m["camera_id"],
-                    frame_index=p.frame.index,
-                    frame_time=t,
-                    box=(p.box.x, p.box.y, p.box.w, p.box.h),
-                    quality=p.quality,
-                    object_key=p.key,
-                    modality=m["modality"],
-                    point_id=p.point,
-                    attributes=task.attributes,
-                    source_label=task.source_label,
-                )
-                if identity_id is not None:
-                    crud.assign(s, row.id, identity_id, provenance="import", actor="import")
-            rows.append(row)
-        s.flush()
-        assert prep.vectors is not None
-        points = [
-            IndexPoint(row.point_id, vec, sighting_payload(row, identity_id))
-            for row, vec in zip(rows, prep.vectors, strict=True)
-        ]
-    if points:
-        svc.index.upsert(target, points)
-    with svc.sessions.begin() as s:
-        media = s.get(Media, media_id)
-        assert media is not None
-        media.status, media.error = "done", None
-    return len(points)
+def _with_vectors(work: dict, vectors: np.ndarray | None, encoder: Encoder) -> dict[str, Any]:
+    if vectors is None:
+        vectors = np.zeros((0, encoder.dim), np.float32)
+    return {
+        **work,
+        "encoder": encoder.version,
+        "dim": encoder.dim,
+        "vectors": pack_vectors(vectors),
+    }
+
+
+def embed(svc: Services, works: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add the crops' vectors (base64 float32 rows) and the encoder version to each window:
+    one pass per modality with the live encoder; when a batch is refused, media are retried
+    one by one and only the culprit fails."""
+    works = check_works(works)
+    if not works:
+        return []
+    _, encoder = svc.live()
+    return embed_with(encoder, svc, works)
+
+
+# --- step 3: commit ----------------------------------------------------------------------------
+
+
+def pool(vectors: np.ndarray) -> np.ndarray:
+    """A track's embedding: the mean of its crops' L2-normalised embeddings, re-normalised
+    (set pooling as in video ReID)."""
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    mean = unit.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
 def sighting_payload(row: Sighting, identity_id: int | None) -> dict:
@@ -361,9 +539,355 @@ def sighting_payload(row: Sighting, identity_id: int | None) -> dict:
         "identity": identity_id,
         "attributes": row.attributes or {},
     }
+    if row.track_id is not None:
+        payload["track"] = row.track_id
     if row.frame_time is not None:
         payload["time"] = _utc(row.frame_time).timestamp()  # type: ignore[union-attr]
     return payload
+
+
+def track_payload(
+    row: Track,
+    identity_id: int | list[int] | None,
+    attributes: dict | None,
+    sighting_ids: list[int],
+) -> dict:
+    """The index payload of a track's pooled point (``level`` tells it from sightings). Its
+    ``sightings`` list holds the track's sightings, so excluding a sighting (rejected in
+    review, the query itself) excludes its track too."""
+    payload: dict = {
+        "level": "track",
+        "track": row.id,
+        "sightings": sighting_ids,
+        "media": row.media_id,
+        "camera": row.camera_id if row.camera_id is not None else -1,
+        "modality": str(row.modality),
+        "identity": identity_id,
+        "attributes": attributes or {},
+        "frames": row.frames,
+    }
+    if row.start_time is not None:
+        payload["time"] = _utc(row.start_time).timestamp()  # type: ignore[union-attr]
+        payload["end"] = _utc(row.end_time or row.start_time).timestamp()  # type: ignore[union-attr]
+    return payload
+
+
+def track_points(svc: Services, collection: str, track_ids: Sequence[int]) -> list[IndexPoint]:
+    """The pooled points of ``track_ids`` from their sightings' vectors in ``collection`` (a
+    re-index builds sighting points first); tracks with a sighting not there yet are left out.
+    A track's identity is its sightings' when they all agree (an import label)."""
+    ids = sorted({t for t in track_ids if t is not None})
+    if not ids:
+        return []
+    with svc.sessions() as s:
+        tracks = list(s.scalars(select(Track).where(Track.id.in_(ids))))
+        rows = list(s.scalars(select(Sighting).where(Sighting.track_id.in_(ids))))
+        assigned = dict(
+            s.execute(
+                select(Assignment.sighting_id, Assignment.identity_id).where(
+                    Assignment.sighting_id.in_([r.id for r in rows]), Assignment.active.is_(True)
+                )
+            ).all()
+        )
+        s.expunge_all()
+    found = {
+        p.id: p.vector
+        for p in svc.index.retrieve(collection, [r.point_id for r in rows], with_vectors=True)
+    }
+    members: dict[int, list[Sighting]] = {}
+    for r in rows:
+        members.setdefault(r.track_id, []).append(r)  # type: ignore[arg-type]
+    out = []
+    for t in tracks:
+        mine = members.get(t.id, [])
+        if not mine or any(r.point_id not in found for r in mine):
+            continue
+        identity = track_identity({assigned.get(r.id) for r in mine})
+        vecs = np.stack([np.asarray(found[r.point_id], np.float32) for r in mine])
+        payload = track_payload(t, identity, mine[0].attributes, [r.id for r in mine])
+        out.append(IndexPoint(t.point_id, pool(vecs), payload))
+    return out
+
+
+def track_identity(identities: set[int | None]) -> int | list[int] | None:
+    """A track point's ``identity`` payload from its sightings' identities: the one identity
+    they share, all of them when review split them (so an identity filter finds the track
+    through any of its sightings), None when none is assigned."""
+    known = sorted(i for i in identities if i is not None)
+    if not known:
+        return None
+    return known[0] if len(known) == 1 else known
+
+
+def sync_track_identities(svc: Services, collection: str, sighting_points: Sequence[str]) -> int:
+    """Re-derive the ``identity`` payload of the tracks these sighting points belong to, in
+    ``collection`` (points it does not hold are skipped); returns how many were written."""
+    if not sighting_points:
+        return 0
+    with svc.sessions() as s:
+        track_ids = set(
+            s.scalars(
+                select(Sighting.track_id).where(
+                    Sighting.point_id.in_(list(sighting_points)), Sighting.track_id.is_not(None)
+                )
+            )
+        )
+        if not track_ids:
+            return 0
+        rows = s.execute(
+            select(Sighting.track_id, Assignment.identity_id)
+            .outerjoin(
+                Assignment, (Assignment.sighting_id == Sighting.id) & Assignment.active.is_(True)
+            )
+            .where(Sighting.track_id.in_(track_ids))
+        ).all()
+        points = {
+            tid: pid
+            for tid, pid in s.execute(
+                select(Track.id, Track.point_id).where(Track.id.in_(track_ids))
+            )
+        }
+    idents: dict[int, set[int | None]] = {}
+    for track_id, identity_id in rows:
+        idents.setdefault(track_id, set()).add(identity_id)
+    held = {p.id for p in svc.index.retrieve(collection, list(points.values()))}
+    by_payload: dict[object, list[str]] = {}
+    for track_id, point in points.items():
+        if point in held:
+            value = track_identity(idents.get(track_id, set()))
+            key = tuple(value) if isinstance(value, list) else value
+            by_payload.setdefault(key, []).append(point)
+    for key, pts in by_payload.items():
+        value = list(key) if isinstance(key, tuple) else key
+        svc.index.set_payload(collection, pts, {"identity": value})
+    return sum(len(p) for p in by_payload.values())
+
+
+@dataclass
+class WindowResult:
+    media_id: int
+    status: str  # done, pending (more windows), failed, or skipped (already applied)
+    sightings: int = 0
+    tracks: int = 0
+    error: str | None = None
+
+
+def _at(start: datetime | None, offset_s: float) -> datetime | None:
+    return start + timedelta(seconds=offset_s) if start is not None else None
+
+
+def _write_rows(
+    s: Any, work: dict[str, Any], vectors: np.ndarray, identity_id: int | None
+) -> list[IndexPoint]:
+    start = datetime.fromisoformat(work["start"]) if work.get("start") else None
+    media_id, attrs = work["media_id"], work.get("attributes")
+    points: list[IndexPoint] = []
+    at = 0
+    for t in work["tracks"]:
+        boxes = t["boxes"]
+        row = Track(
+            media_id=media_id,
+            camera_id=work.get("camera_id"),
+            number=int(t["number"]),
+            modality=work.get("modality") or "rgb",
+            start_time=_at(start, float(t["start_offset_s"])),
+            end_time=_at(start, float(t["end_offset_s"])),
+            start_offset_s=float(t["start_offset_s"]),
+            end_offset_s=float(t["end_offset_s"]),
+            first_frame=int(boxes[0][0]),
+            last_frame=int(boxes[-1][0]),
+            frames=len(boxes),
+            boxes=boxes,
+            quality=float(t["quality"]),
+            point_id=str(t["point"]),
+        )
+        s.add(row)
+        s.flush()
+        vecs = vectors[at : at + len(t["crops"])]
+        at += len(t["crops"])
+        members: list[int] = []
+        for c, vec in zip(t["crops"], vecs, strict=True):
+            sighting = crud.add_sighting(
+                s,
+                media_id=media_id,
+                camera_id=work.get("camera_id"),
+                frame_index=int(c["frame"]),
+                frame_time=_at(start, float(c["offset_s"])),
+                box=tuple(int(v) for v in c["box"]),  # type: ignore[arg-type]
+                quality=float(c["quality"]),
+                object_key=str(c["key"]),
+                modality=work.get("modality") or "rgb",
+                point_id=str(c["point"]),
+                attributes=attrs,
+                source_label=work.get("source_label"),
+            )
+            sighting.track_id = row.id
+            s.flush()
+            members.append(sighting.id)
+            if identity_id is not None:
+                crud.assign(s, sighting.id, identity_id, provenance="import", actor="import")
+            points.append(
+                IndexPoint(sighting.point_id, vec, sighting_payload(sighting, identity_id))
+            )
+        if len(vecs):
+            payload = track_payload(row, identity_id, attrs, members)
+            points.append(IndexPoint(row.point_id, pool(vecs), payload))
+    return points
+
+
+def _apply(svc: Services, work: dict[str, Any], target: str) -> WindowResult:
+    """Apply one embedded window: rows, points and progress in one transaction (the upsert
+    inside it, so a crash leaves either nothing or everything of the window)."""
+    media_id, window = work["media_id"], int(work.get("window", 0))
+    vectors = unpack_vectors(work)
+    with svc.sessions.begin() as s:
+        media = s.get(Media, media_id, with_for_update=True, populate_existing=True)
+        if media is None or media.status in ("done", "failed"):
+            return WindowResult(media_id, "skipped")
+        if int((media.progress or {}).get("window", 0)) != window:
+            return WindowResult(media_id, "skipped")  # applied by an earlier delivery
+        identity_id = None
+        if work.get("source_label") is not None:
+            identity_id = crud.get_or_create_labelled_identity(s, work["source_label"]).id
+        points = _write_rows(s, work, vectors, identity_id)
+        if points:
+            svc.index.upsert(target, points)
+        info = work.get("info") or {}
+        for key in ("width", "height", "fps", "frame_count"):
+            if info.get(key) and getattr(media, key) is None:
+                setattr(media, key, info[key])
+        frames = int(work.get("frames_read") or 0)
+        if work.get("final"):
+            media.status, media.error = "done", None
+            media.progress = {"window": window + 1, "frames": frames, "finished": True}
+        else:
+            media.progress = {
+                "window": window + 1,
+                "checkpoint": work["checkpoint"],
+                "frames": frames,
+            }
+    previous = work.get("previous_checkpoint")
+    if previous and previous != work.get("checkpoint"):
+        svc.store.delete(previous)  # the new checkpoint supersedes it
+    n_sightings = sum(len(t["crops"]) for t in work["tracks"])
+    status = "done" if work.get("final") else "pending"
+    return WindowResult(media_id, status, sightings=n_sightings, tracks=len(work["tracks"]))
+
+
+def commit(svc: Services, works: list[dict[str, Any]]) -> list[WindowResult]:
+    """Apply each embedded window once; one result per window, in order.
+
+    Vectors made by another encoder than the live one (a re-index swapped the alias
+    meanwhile) are made again first, so a collection never holds mixed vector spaces.
+    """
+    works = check_works(works)
+    if not works:
+        return []
+    target, encoder = svc.live()
+    stale = [w for w in works if w.get("encoder") != encoder.version or "vectors" not in w]
+    if stale:
+        log.info("re-embedding %d windows with the live encoder %s", len(stale), encoder.version)
+        fresh = {w["media_id"]: w for w in embed_with(encoder, svc, stale)}
+        works = [fresh.get(w["media_id"], w) if w in stale else w for w in works]
+    out = []
+    for w in works:
+        if "vectors" not in w or w.get("encoder") != encoder.version:
+            out.append(WindowResult(w["media_id"], "failed", error="re-embedding failed"))
+            continue
+        try:
+            out.append(_apply(svc, w, target))
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            res = fail_media(svc, w["media_id"], exc)
+            out.append(WindowResult(w["media_id"], "failed", error=res.error))
+    return out
+
+
+# --- in-process runner -------------------------------------------------------------------------
+
+
+def _retrying(svc: Services, what: str, step: Any) -> Any:
+    b = svc.settings.broker
+    return with_retries(step, retries=b.task_max_retries, backoff_s=b.retry_backoff_s, what=what)
+
+
+def process_batch(
+    svc: Services, tasks: Sequence[MediaTask], options: IngestOptions | None = None
+) -> list[MediaResult]:
+    """Run media through the pipeline in this process, window by window: the images of the
+    batch together (sharing encoder passes), then each video on its own (one open video at a
+    time bounds memory). Each media succeeds or fails on its own; a transient outage is
+    retried with back-off, and one that outlasts the retries fails the media in flight (their
+    committed windows stay: the next run resumes them)."""
+    opts = options or IngestOptions()
+    totals = {t.media_id: MediaResult(t.media_id, "done", skipped=True) for t in tasks}
+    with svc.sessions() as s:
+        ids = [t.media_id for t in tasks]
+        videos = set(s.scalars(select(Media.id).where(Media.id.in_(ids), Media.kind == "video")))
+    images = [t for t in tasks if t.media_id not in videos]
+    for group in [images, *([t] for t in tasks if t.media_id in videos)]:
+        if group:
+            _run_windows(svc, group, opts, totals)
+    return [totals[t.media_id] for t in tasks]
+
+
+def _run_windows(
+    svc: Services, tasks: list[MediaTask], opts: IngestOptions, totals: dict[int, MediaResult]
+) -> None:
+    pending = tasks
+    while pending:
+        try:
+            works = _retrying(svc, "prepare", lambda p=pending: prepare(svc, p, opts))
+            works = _retrying(svc, "embed", lambda w=works: embed(svc, w))
+            results = _retrying(svc, "commit", lambda w=works: commit(svc, w))
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            for t in pending:
+                _OPEN.drop(t.media_id)
+                totals[t.media_id] = fail_media(
+                    svc, t.media_id, f"gave up after retries: {reason(exc)}"
+                )
+            return
+        applied = {r.media_id: r for r in results if r.status in ("done", "pending")}
+        for r in applied.values():
+            total = totals[r.media_id]
+            total.skipped = False
+            total.sightings += r.sightings
+            total.tracks += r.tracks
+        still_open = []
+        for t in pending:
+            r = applied.get(t.media_id)
+            if r is not None and r.status == "pending":
+                still_open.append(t)
+                continue
+            status, error = _state(svc, t.media_id)
+            if r is not None or status != "done":  # a media already done stays "skipped"
+                totals[t.media_id].status, totals[t.media_id].error = status, error
+                totals[t.media_id].skipped = False
+        pending = still_open
+
+
+def _state(svc: Services, media_id: int) -> tuple[str, str | None]:
+    """A media's status and error as the database has them (gone: failed)."""
+    with svc.sessions() as s:
+        media = s.get(Media, media_id)
+        if media is None:
+            return "failed", f"media {media_id} was deleted"
+        return str(media.status), media.error
+
+
+def process_media(
+    svc: Services,
+    media_id: int,
+    options: IngestOptions | None = None,
+    *,
+    source_label: str | None = None,
+    attributes: dict[str, str] | None = None,
+) -> MediaResult:
+    """Run one registered media through the pipeline (a no-op when it is already done)."""
+    return process_batch(svc, [MediaTask(media_id, source_label, attributes)], options)[0]
 
 
 def ingest_bytes(
@@ -374,12 +898,13 @@ def ingest_bytes(
     camera: str | None = None,
     modality: str = "rgb",
     start_time: datetime | None = None,
-    options: IngestOptions = IngestOptions(),
+    options: IngestOptions | None = None,
     job_id: int | None = None,
     source_label: str | None = None,
     attributes: dict[str, str] | None = None,
 ) -> MediaResult:
     """Register and process one file's bytes; refused files come back as ``failed``."""
+    opts = options or IngestOptions()
     try:
         media_id = register_media(
             svc,
@@ -389,33 +914,37 @@ def ingest_bytes(
             modality=modality,
             start_time=start_time,
             job_id=job_id,
-            max_bytes=options.max_bytes,
+            max_bytes=opts.max_bytes,
         )
     except (IngestError, MediaDecodeError, StorageError) as exc:
+        if is_transient(exc):
+            raise
         return _refused(svc, job_id, name, exc)
-    return process_media(svc, media_id, options, source_label=source_label, attributes=attributes)
+    return process_media(svc, media_id, opts, source_label=source_label, attributes=attributes)
 
 
 def _refused(svc: Services, job_id: int | None, item: str, exc: Exception) -> MediaResult:
-    reason = f"{type(exc).__name__}: {exc}"
-    if job_id is not None:
-        with svc.sessions.begin() as s:
-            crud.add_job_failure(s, job_id, item, reason)
-    return MediaResult(-1, "failed", error=reason)
+    why = reason(exc, Path(item).name)
+    record_failure(svc, job_id, item, why)
+    return MediaResult(-1, "failed", error=why)
 
 
-def ingest_file(svc: Services, path: str | Path, **kwargs: object) -> MediaResult:
+def _read_path(path: Path, max_bytes: int) -> bytes:
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise IngestError(f"{path.name}: {size} bytes is over the {max_bytes}-byte limit")
+    return path.read_bytes()
+
+
+def ingest_file(svc: Services, path: str | Path, **kwargs: Any) -> MediaResult:
     """:func:`ingest_bytes` on a file; an unreadable or oversized file is a ``failed`` result."""
     path = Path(path)
-    opts = kwargs.get("options", IngestOptions())
+    opts = kwargs.get("options") or IngestOptions()
     try:
-        size = path.stat().st_size
-        if size > opts.max_bytes:  # type: ignore[union-attr]
-            raise IngestError(f"{path.name}: {size} bytes is over the {opts.max_bytes}-byte limit")  # type: ignore[union-attr]
-        data = path.read_bytes()
+        data = _read_path(path, opts.max_bytes)
     except (OSError, IngestError) as exc:
-        return _refused(svc, kwargs.get("job_id"), str(path), exc)  # type: ignore[arg-type]
-    return ingest_bytes(svc, data, path.name, **kwargs)  # type: ignore[arg-type]
+        return _refused(svc, kwargs.get("job_id"), str(path), exc)
+    return ingest_bytes(svc, data, path.name, **kwargs)
 
 
 def _register_item(
@@ -430,12 +959,7 @@ def _register_item(
         path = Path(item.pop("path"))
         name = str(path)
         try:
-            size = path.stat().st_size
-            if size > options.max_bytes:
-                raise IngestError(
-                    f"{path.name}: {size} bytes is over the {options.max_bytes}-byte limit"
-                )
-            data = path.read_bytes()
+            data = _read_path(path, options.max_bytes)
         except (OSError, IngestError) as exc:
             return _refused(svc, job_id, name, exc)
     try:
@@ -443,6 +967,8 @@ def _register_item(
             svc, data, name, job_id=job_id, max_bytes=options.max_bytes, **item
         )
     except (IngestError, MediaDecodeError, StorageError) as exc:
+        if is_transient(exc):
+            raise
         return _refused(svc, job_id, name, exc)
     return MediaTask(media_id, label, attrs)
 
@@ -451,7 +977,7 @@ def ingest_many(
     svc: Services,
     items: Sequence[dict],
     *,
-    options: IngestOptions = IngestOptions(),
+    options: IngestOptions | None = None,
     job_kind: str = "files",
     source: str = "",
     actor: str = "system",
@@ -467,6 +993,7 @@ def ingest_many(
     """
     from tqdm.auto import tqdm
 
+    opts = options or IngestOptions()
     with svc.sessions.begin() as s:
         if job_id is None:
             job = crud.create_job(
@@ -478,12 +1005,12 @@ def ingest_many(
     bar = tqdm(
         total=len(items), desc=f"ingest {source or job_kind}", unit="file", disable=not progress
     )
-    step = max(1, options.batch_media)
+    step = max(1, opts.batch_media)
     for start in range(0, len(items), step):
         chunk = items[start : start + step]
-        registered = [_register_item(svc, item, options, job_id) for item in chunk]
+        registered = [_register_item(svc, item, opts, job_id) for item in chunk]
         tasks = [r for r in registered if isinstance(r, MediaTask)]
-        done = iter(process_batch(svc, tasks, options))
+        done = iter(process_batch(svc, tasks, opts))
         chunk_results = [r if isinstance(r, MediaResult) else next(done) for r in registered]
         results.extend(chunk_results)
         with svc.sessions.begin() as s:

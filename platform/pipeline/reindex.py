@@ -43,8 +43,12 @@ from aioreid.platform.db.models import (
     ReviewDecision,
     Sighting,
 )
-from aioreid.platform.index import IndexPoint
-from aioreid.platform.pipeline.ingest import sighting_payload
+from aioreid.platform.index import IndexPoint, SearchFilter
+from aioreid.platform.pipeline.ingest import (
+    sighting_payload,
+    sync_track_identities,
+    track_points,
+)
 from aioreid.platform.services import Services
 from aioreid.platform.storage import ObjectNotFound
 
@@ -250,7 +254,13 @@ def _step(svc: Services, gen: _Gen, batch: int, *, only_missing: bool) -> int:
     if points:
         svc.index.upsert(gen.collection, points)
         _settle(svc, gen.collection, {p.id: p.payload["identity"] for p in points}, rows)
-    _advance(svc, gen.id, rows[-1].id, missing, count=svc.index.count(gen.collection))
+    # A track's pooled point once all its sightings are in (a track split by the batch
+    # boundary gets it in the next step).
+    pooled = track_points(svc, gen.collection, [r.track_id for r in rows if r.track_id])
+    if pooled:
+        svc.index.upsert(gen.collection, pooled)
+    sightings_in = svc.index.count(gen.collection, SearchFilter(level="sighting"))
+    _advance(svc, gen.id, rows[-1].id, missing, count=sightings_in)
     return len(rows)
 
 
@@ -273,6 +283,7 @@ def _settle(
         if r.point_id in written and r.id in alive and written[r.point_id] != now.get(r.id)
     }
     _set_identities(svc, collection, changes)
+    sync_track_identities(svc, collection, list(changes))
 
 
 def _set_identities(svc: Services, collection: str, changes: dict[str, int | None]) -> None:
@@ -382,6 +393,7 @@ def resync_identities(svc: Services, generation_id: int) -> int:
             pid: now.get(sid) for sid, pid in chunk if pid in stored and stored[pid] != now.get(sid)
         }
         _set_identities(svc, gen.collection, changes)
+        sync_track_identities(svc, gen.collection, list(changes))
         fixed += len(changes)
     return fixed
 

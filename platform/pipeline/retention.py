@@ -18,14 +18,14 @@ being ingested are left for a later sweep unless they have not moved for ``busy_
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
 from aioreid.platform.db import crud
 from aioreid.platform.db.enums import MediaStatus
-from aioreid.platform.db.models import IndexGeneration, Media, Sighting
+from aioreid.platform.db.models import IndexGeneration, Media, Sighting, Track
 from aioreid.platform.services import Services
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class RetentionReport:
 class _Batch:
     media: dict[int, str]  # media id -> object key
     sightings: dict[int, tuple[int, str, str]]  # sighting id -> (media id, point id, crop key)
+    track_points: list[str] = field(default_factory=list)  # pooled points of their tracks
 
 
 def _check_cutoff(older_than: datetime) -> datetime:
@@ -105,8 +106,9 @@ def _next_batch(
                 ).where(Sighting.media_id.in_(media))
             )
         }
+        track_points = list(s.scalars(sa.select(Track.point_id).where(Track.media_id.in_(media))))
     last = rows[-1][0] if rows else after
-    return _Batch(media, sightings), last, len(rows) - len(media)
+    return _Batch(media, sightings, track_points), last, len(rows) - len(media)
 
 
 def _unshared(svc: Services, batch: _Batch) -> tuple[set[str], set[str], int]:
@@ -186,7 +188,7 @@ def apply_retention(
             if busy:
                 continue  # a whole batch of busy media; later ids may still be old
             break
-        points = [p for _, p, _ in found.sightings.values()]
+        points = [p for _, p, _ in found.sightings.values()] + found.track_points
         crops, media_keys, shared = _unshared(svc, found)
         report.shared_objects_kept += shared
         for collection in collections:

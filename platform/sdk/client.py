@@ -5,6 +5,7 @@
         res = c.search(text="a woman in a red coat", sketch="sketch.png", limit=10)
         for hit in res.hits:
             print(hit.sighting_id, hit.score, hit.camera, hit.best_part)
+        track = c.track(res.hits[0].track_id)  # boxes, crops, clip_url_at
 
 Images may be paths, bytes or uint8 numpy arrays (RGB). Every API error becomes
 :class:`ApiError` with the HTTP status and the server's readable ``detail``.
@@ -35,8 +36,10 @@ from aioreid.platform.api.schemas import (
     ReindexStarted,
     SightingOut,
     StatsOut,
+    TrackList,
+    TrackOut,
 )
-from aioreid.platform.search.schemas import SearchFilters, SearchOptions, SearchResponse
+from aioreid.platform.search.schemas import Level, SearchFilters, SearchOptions, SearchResponse
 
 ImageLike = str | Path | bytes | np.ndarray
 
@@ -106,7 +109,7 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             resp = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -117,6 +120,10 @@ class Client:
             except ValueError:
                 detail = resp.text
             raise ApiError(resp.status_code, detail)
+        return resp
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self._request(method, path, **kwargs)
         return resp.json() if resp.content else None
 
     # ---------------------------------------------------------------- search
@@ -133,8 +140,13 @@ class Client:
         threshold: float | None = None,
         group_by_identity: bool = False,
         for_identity: int | None = None,
+        level: Level = "track",
     ) -> SearchResponse:
-        """Search with any combination of parts (at least one)."""
+        """Search with any combination of parts (at least one).
+
+        ``level="track"`` gives one hit per person track (``hit.track`` says where and when);
+        ``level="sighting"`` one hit per representative crop.
+        """
         files = {
             name: _image_bytes(value, name)
             for name, value in (("rgb", rgb), ("ir", ir), ("sketch", sketch))
@@ -144,6 +156,7 @@ class Client:
             "limit": str(limit),
             "offset": str(offset),
             "group_by_identity": "true" if group_by_identity else "false",
+            "level": level,
         }
         if text is not None:
             data["text"] = text
@@ -171,14 +184,20 @@ class Client:
         offset: int = 0,
         threshold: float | None = None,
         group_by_identity: bool = False,
+        level: Level = "track",
     ) -> SearchResponse:
+        """Sightings (or tracks, at ``level="track"``) that look like a stored sighting."""
         f = (
             filters
             if isinstance(filters, SearchFilters)
             else SearchFilters.model_validate(filters or {})
         )
         opts = SearchOptions(
-            limit=limit, offset=offset, threshold=threshold, group_by_identity=group_by_identity
+            limit=limit,
+            offset=offset,
+            threshold=threshold,
+            group_by_identity=group_by_identity,
+            level=level,
         )
         body = {"filters": json.loads(f.model_dump_json()), "options": opts.model_dump()}
         return SearchResponse.model_validate(
@@ -187,6 +206,40 @@ class Client:
 
     def sighting(self, sighting_id: int) -> SightingOut:
         return SightingOut.model_validate(self._call("GET", f"/v1/sightings/{sighting_id}"))
+
+    def sighting_frame(self, sighting_id: int, box: bool = True) -> bytes:
+        """The full source frame of a sighting as JPEG bytes, its box drawn unless ``box``
+        is false."""
+        params = {"box": "true" if box else "false"}
+        return self._request("GET", f"/v1/sightings/{sighting_id}/frame", params=params).content
+
+    # ---------------------------------------------------------------- tracks
+    def tracks(
+        self,
+        *,
+        camera: int | None = None,
+        media: int | None = None,
+        time_from: datetime | str | None = None,
+        time_to: datetime | str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> TrackList:
+        """Person tracks by start time; ``camera``/``media`` are ids, times keep the tracks
+        overlapping ``[time_from, time_to]``."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        for name, value in (
+            ("camera", camera),
+            ("media", media),
+            ("time_from", time_from),
+            ("time_to", time_to),
+        ):
+            if value is not None:
+                params[name] = value.isoformat() if isinstance(value, datetime) else value
+        return TrackList.model_validate(self._call("GET", "/v1/tracks", params=params))
+
+    def track(self, track_id: int) -> TrackOut:
+        """One track with its boxes, its crops and a link into its source clip."""
+        return TrackOut.model_validate(self._call("GET", f"/v1/tracks/{track_id}"))
 
     # ---------------------------------------------------------------- review
     def confirm(self, sighting_id: int, identity_id: int, note: str = "") -> Ack:

@@ -22,6 +22,7 @@ from aioreid.platform.db.models import (
     ReviewDecision,
     Sighting,
 )
+from aioreid.platform.pipeline.ingest import sync_track_identities
 from aioreid.platform.search.service import NotFound
 from aioreid.platform.services import Services
 
@@ -62,6 +63,7 @@ class ReviewService:
         Building collections are listed before the alias is read, so a generation going live
         meanwhile is reached one way or the other.
         """
+        changes = list(changes)
         by_identity: dict[int | None, list[str]] = {}
         for point, ident in changes:
             by_identity.setdefault(ident, []).append(point)
@@ -72,6 +74,7 @@ class ReviewService:
                 )
             )
         live = self.svc.index.resolve_alias(self.svc.alias)
+        sighting_points = [p for p, _ in changes]
         for collection in building:
             if collection == live:
                 continue
@@ -79,10 +82,13 @@ class ReviewService:
                 held = [p.id for p in self.svc.index.retrieve(collection, points)]
                 if held:
                     self.svc.index.set_payload(collection, held, {"identity": ident})
+            sync_track_identities(self.svc, collection, sighting_points)
         if live is None:
             return
         for ident, points in by_identity.items():
             self.svc.index.set_payload(live, points, {"identity": ident})
+        # Their tracks' pooled points follow (a track is found through any of its sightings).
+        sync_track_identities(self.svc, live, sighting_points)
 
     # ---------------------------------------------------------------- actions
     def confirm(self, sighting_id: int, identity_id: int, actor: str, note: str = "") -> None:

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 QUERY_MODALITIES = ("rgb", "ir", "sketch", "text")
 ReviewFilter = Literal["any", "confirmed", "unreviewed"]
+#: ``track``: one hit per person track (its pooled embedding); ``sighting``: one per crop.
+Level = Literal["track", "sighting"]
 
 
 class SearchFilters(BaseModel):
@@ -48,6 +50,25 @@ class SearchOptions(BaseModel):
         default=None,
         description="looking for this identity: its rejected sightings are left out",
     )
+    level: Level = Field(
+        default="track",
+        description="track: one hit per person track (pooled over its best crops); "
+        "sighting: one hit per representative crop",
+    )
+
+
+class TrackInfo(BaseModel):
+    """The track a hit belongs to: where and when the person was followed."""
+
+    track_id: int
+    start: datetime | None
+    end: datetime | None
+    start_offset_s: float = Field(description="seconds into the source media")
+    end_offset_s: float
+    first_frame: int
+    last_frame: int
+    frames: int = Field(description="processed frames the person was seen in")
+    sightings: int = Field(description="representative crops (each a sighting)")
 
 
 class Hit(BaseModel):
@@ -68,6 +89,10 @@ class Hit(BaseModel):
     review: Literal["confirmed", "unreviewed", "rejected"]
     object_key: str
     url: str | None = None
+    track_id: int | None = None
+    track: TrackInfo | None = Field(
+        default=None, description="at level=track: the track this hit stands for"
+    )
 
 
 class IdentityGroup(BaseModel):
@@ -79,6 +104,7 @@ class IdentityGroup(BaseModel):
 
 class SearchResponse(BaseModel):
     query_parts: list[str]
+    level: Level = "track"
     encoder_version: str
     collection: str
     hits: list[Hit]

@@ -16,9 +16,17 @@ from datetime import datetime, timezone
 
 import numpy as np
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from aioreid.encoder.inference import Encoder, EncoderInputError
-from aioreid.platform.db.models import Assignment, Camera, Identity, ReviewDecision, Sighting
+from aioreid.platform.db.models import (
+    Assignment,
+    Camera,
+    Identity,
+    ReviewDecision,
+    Sighting,
+    Track,
+)
 from aioreid.platform.index import SearchFilter
 from aioreid.platform.search.schemas import (
     QUERY_MODALITIES,
@@ -27,6 +35,7 @@ from aioreid.platform.search.schemas import (
     SearchFilters,
     SearchOptions,
     SearchResponse,
+    TrackInfo,
 )
 from aioreid.platform.services import Services
 
@@ -188,6 +197,7 @@ class SearchService:
             identity_ids=filters.identity_ids,
             attributes=filters.attributes,
             exclude_sighting_ids=sorted(set(exclude) | rejected) or None,
+            level=options.level,
         )
         want = options.offset + options.limit + 1
         # Review filters are applied after the vector search: fetch more and trim.
@@ -202,6 +212,7 @@ class SearchService:
         groups = self._group(page) if options.group_by_identity else None
         return SearchResponse(
             query_parts=list(singles),
+            level=options.level,
             encoder_version=version,
             collection=collection,
             hits=page,
@@ -226,7 +237,16 @@ class SearchService:
             p.id: np.asarray(p.vector, np.float32)
             for p in self.svc.index.retrieve(collection, ids, with_vectors=True)
         }
-        sighting_ids = [int(h.payload["sighting"]) for h in raw]
+        track_ids = [int(h.payload["track"]) for h in raw if h.payload.get("level") == "track"]
+        with self.svc.sessions() as s:
+            tracks, stand_in = _tracks_and_representatives(s, track_ids)
+        sid_of = {
+            h.id: stand_in.get(int(h.payload["track"]))
+            if h.payload.get("level") == "track"
+            else int(h.payload["sighting"])
+            for h in raw
+        }
+        sighting_ids = [sid for sid in sid_of.values() if sid is not None]
         with self.svc.sessions() as s:
             rows = {
                 r.id: r for r in s.scalars(select(Sighting).where(Sighting.id.in_(sighting_ids)))
@@ -252,10 +272,11 @@ class SearchService:
         rejected_any = {sid for sid, _ in rejected}
         out = []
         for h in raw:
-            sid = int(h.payload["sighting"])
-            row = rows.get(sid)
+            sid = sid_of[h.id]
+            row = rows.get(sid) if sid is not None else None
             if row is None:  # deleted in the database, index not yet cleaned
                 continue
+            track = tracks.get(int(h.payload["track"])) if h.payload.get("level") else None
             a = active.get(sid)
             ident = a.identity_id if a is not None else None
             if a is not None and a.provenance == "analyst":
@@ -292,6 +313,8 @@ class SearchService:
                     review=review,
                     object_key=row.object_key,
                     url=self.svc.store.presigned_url(row.object_key),
+                    track_id=row.track_id,
+                    track=track,
                 )
             )
         return out
@@ -315,6 +338,35 @@ class SearchService:
             )
             for k, hs in groups.items()
         ]
+
+
+def _tracks_and_representatives(
+    s: Session, track_ids: list[int]
+) -> tuple[dict[int, TrackInfo], dict[int, int]]:
+    """Each track's summary and the sighting that stands for it (its best crop)."""
+    if not track_ids:
+        return {}, {}
+    members: dict[int, list[Sighting]] = {}
+    for row in s.scalars(select(Sighting).where(Sighting.track_id.in_(track_ids))):
+        members.setdefault(row.track_id, []).append(row)  # type: ignore[arg-type]
+    info, best = {}, {}
+    for t in s.scalars(select(Track).where(Track.id.in_(track_ids))):
+        mine = members.get(t.id, [])
+        if not mine:
+            continue
+        best[t.id] = max(mine, key=lambda r: (r.quality, -r.id)).id
+        info[t.id] = TrackInfo(
+            track_id=t.id,
+            start=t.start_time,
+            end=t.end_time,
+            start_offset_s=t.start_offset_s,
+            end_offset_s=t.end_offset_s,
+            first_frame=t.first_frame,
+            last_frame=t.last_frame,
+            frames=t.frames,
+            sightings=len(mine),
+        )
+    return info, best
 
 
 def _active_identity(s, sighting_id: int) -> int | None:  # type: ignore[no-untyped-def]

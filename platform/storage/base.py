@@ -203,6 +203,16 @@ class ObjectStore(ABC):
                 self._write_stream(key, reader, size, content_type or guess_content_type(path.name))
         return key
 
+    def put_at(self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
+        """Store ``data`` under a chosen ``key``, replacing what was there (atomically).
+
+        For the platform's own working state whose name, not content, identifies it (a
+        video's checkpoint after window N); user content always goes through
+        :meth:`put_bytes`.
+        """
+        self._write_bytes(validate_key(key), bytes(data), content_type)
+        return key
+
     def delete_many(self, keys: Iterable[str]) -> None:
         """Delete every key; all are validated before anything is deleted."""
         for key in [validate_key(k) for k in keys]:
@@ -223,6 +233,11 @@ class ObjectStore(ABC):
     @abstractmethod
     def download_to(self, key: str, path: str | Path) -> Path:
         """Copy the object to ``path`` (replaced atomically) and return ``path``."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A file on this machine holding the object, to read in place (objects are never
+        rewritten), or None when it must be downloaded. ObjectNotFound when it is missing."""
+        return None
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...

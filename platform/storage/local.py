@@ -129,6 +129,12 @@ class LocalObjectStore(ObjectStore):
         except OSError as exc:
             raise StorageError(f"could not read {key!r}: {exc}") from exc
 
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return path
+
     def download_to(self, key: str, path: str | Path) -> Path:
         path = Path(path)
         try:

@@ -10,6 +10,7 @@ Quick use::
 from .attributes import IdentityAttributes, sample_identity
 from .camera import Camera
 from .captions import Caption, describe, describe_structured, tokenize
+from .footage import FootageOptions, write_footage
 from .render_ir import render_ir
 from .render_rgb import render_rgb
 from .render_sketch import render_sketch
@@ -19,6 +20,7 @@ __all__ = [
     "GENERATOR_VERSION",
     "Camera",
     "Caption",
+    "FootageOptions",
     "IdentityAttributes",
     "SynthConfig",
     "WorldManifest",
@@ -31,4 +33,5 @@ __all__ = [
     "render_sketch",
     "sample_identity",
     "tokenize",
+    "write_footage",
 ]

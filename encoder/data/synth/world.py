@@ -34,6 +34,8 @@ from .video import ClipSpec, render_clip, video_extension
 
 GENERATOR_VERSION = "aio-synth-1.0"
 MANIFEST = "world.json"
+#: Folder of the long per-camera clips (``footage.write_footage``); a new world drops it.
+FOOTAGE = "footage"
 
 # random-stream ids (second element of every seed sequence)
 _RGB, _IR, _SKETCH, _DISTRACTOR, _CAPTION, _PLAN, _SPLIT, _VIDEO_PLAN = 1, 2, 3, 4, 6, 13, 7, 8
@@ -488,7 +490,7 @@ def generate_world(out_dir: Path, config: SynthConfig | None = None) -> WorldMan
     config = config or SynthConfig()
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    for d in L.ALL_DIRS:
+    for d in (*L.ALL_DIRS, FOOTAGE):  # footage of an older world would not match this one
         if (root / d).exists():
             shutil.rmtree(root / d)
     (root / MANIFEST).unlink(missing_ok=True)

@@ -1,0 +1,343 @@
+"""Track routes: list and open person tracks, and show a sighting on its full source frame.
+
+A track is one person followed through one media; its sightings are its representative crops.
+Links into the source media are signed object-store links; for a video, ``clip_url_at`` adds a
+``#t=<seconds>`` media fragment so a browser's video element starts where the person appears.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path as FilePath
+from typing import Any
+
+import cv2
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import Session
+
+from aioreid.platform.api.deps import Caller, get_services, require_key
+from aioreid.platform.api.schemas import (
+    MAX_ID,
+    MAX_SMALL_ID,
+    TrackList,
+    TrackOut,
+    TrackSighting,
+    TrackSummary,
+)
+from aioreid.platform.db.models import Camera, Media, Sighting, Track
+from aioreid.platform.pipeline.frames import MediaDecodeError, decode_image_frame
+from aioreid.platform.services import Services
+from aioreid.platform.storage import ObjectNotFound
+
+router = APIRouter(prefix="/v1", tags=["tracks"])
+
+#: The drawn box: pure green (BGR) stands out on most footage; 2 px stays visible after JPEG.
+BOX_COLOUR_BGR = (0, 255, 0)
+BOX_THICKNESS = 2
+JPEG_QUALITY = 92
+#: Up to this frame index a video is decoded from its start (always exact and cheap for short
+#: clips); further in, a seek is used when OpenCV confirms it landed on the asked frame.
+GRAB_FORWARD_MAX = 300
+
+_JPEG_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/jpeg": {}}, "description": "the frame as a JPEG"}
+}
+
+
+# ---------------------------------------------------------------------------- shared helpers
+
+
+def sighting_offset_s(row: Sighting, media: Media) -> float:
+    """Seconds into the source media where ``row`` was cropped (0 for an image).
+
+    The frame time is exact when the media has a start time; otherwise the frame index over
+    the file's frame rate gives the same offset.
+    """
+    if media.kind != "video":
+        return 0.0
+    if row.frame_time is not None and media.start_time is not None:
+        return max(0.0, (row.frame_time - media.start_time).total_seconds())
+    if media.fps:
+        return row.frame_index / media.fps
+    return 0.0
+
+
+def with_fragment(url: str, offset_s: float) -> str:
+    """``url`` with a ``#t=`` media fragment (W3C Media Fragments), e.g. ``...#t=2.5``."""
+    seconds = f"{max(0.0, offset_s):.3f}".rstrip("0").rstrip(".")
+    return f"{url.split('#', 1)[0]}#t={seconds}"
+
+
+def _utc(t: datetime | None) -> datetime | None:
+    # A time without a zone is read as UTC, as search filters do (the database refuses naive).
+    if t is None or t.tzinfo is not None:
+        return t
+    return t.replace(tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------------------- listing
+
+
+def _track_filters(
+    camera: int | None, media: int | None, time_from: datetime | None, time_to: datetime | None
+) -> list[ColumnElement[bool]]:
+    """WHERE clauses; a time filter keeps tracks overlapping ``[time_from, time_to]``."""
+    where: list[ColumnElement[bool]] = []
+    if camera is not None:
+        where.append(Track.camera_id == camera)
+    if media is not None:
+        where.append(Track.media_id == media)
+    if time_to is not None:
+        where.append(Track.start_time <= time_to)
+    if time_from is not None:
+        # A track without an end time is a single moment (a still image).
+        where.append(func.coalesce(Track.end_time, Track.start_time) >= time_from)
+    return where
+
+
+def _crops_by_track(s: Session, track_ids: Sequence[int]) -> dict[int, list[Sighting]]:
+    members: dict[int, list[Sighting]] = {}
+    if track_ids:
+        rows = s.scalars(select(Sighting).where(Sighting.track_id.in_(track_ids)))
+        for row in rows:
+            members.setdefault(row.track_id, []).append(row)  # type: ignore[arg-type]
+    return members
+
+
+def _best(crops: Sequence[Sighting]) -> Sighting | None:
+    # The same rule search uses to pick the sighting that stands for a track.
+    return max(crops, key=lambda r: (r.quality, -r.id)) if crops else None
+
+
+def _summary_fields(
+    svc: Services, t: Track, camera: str | None, crops: Sequence[Sighting]
+) -> dict[str, Any]:
+    best = _best(crops)
+    return {
+        "id": t.id,
+        "media_id": t.media_id,
+        "camera_id": t.camera_id,
+        "camera": camera,
+        "number": t.number,
+        "modality": str(t.modality),
+        "start_time": t.start_time,
+        "end_time": t.end_time,
+        "start_offset_s": t.start_offset_s,
+        "end_offset_s": t.end_offset_s,
+        "first_frame": t.first_frame,
+        "last_frame": t.last_frame,
+        "frames": t.frames,
+        "quality": t.quality,
+        "sighting_count": len(crops),
+        "crop_url": svc.store.presigned_url(best.object_key) if best is not None else None,
+    }
+
+
+@router.get("/tracks", response_model=TrackList)
+def tracks(
+    camera: int | None = Query(default=None, ge=1, le=MAX_SMALL_ID, description="camera id"),
+    media: int | None = Query(default=None, ge=1, le=MAX_SMALL_ID, description="media id"),
+    time_from: datetime | None = Query(
+        default=None, description="ISO 8601; tracks still going on at or after it"
+    ),
+    time_to: datetime | None = Query(
+        default=None, description="ISO 8601; tracks that started at or before it"
+    ),
+    offset: int = Query(default=0, ge=0, le=MAX_ID),
+    limit: int = Query(default=50, ge=1, le=500),
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> TrackList:
+    """Person tracks, ordered by start time then id, with a total for paging."""
+    time_from, time_to = _utc(time_from), _utc(time_to)
+    if time_from is not None and time_to is not None and time_to < time_from:
+        raise HTTPException(422, "time_to is before time_from")
+    where = _track_filters(camera, media, time_from, time_to)
+    with svc.sessions() as s:
+        total = s.scalar(select(func.count()).select_from(Track).where(*where)) or 0
+        rows = s.execute(
+            select(Track, Camera.name)
+            .outerjoin(Camera, Camera.id == Track.camera_id)
+            .where(*where)
+            .order_by(Track.start_time.asc().nulls_last(), Track.id.asc())
+            .offset(offset)
+            .limit(limit)
+        ).all()
+        crops = _crops_by_track(s, [t.id for t, _ in rows])
+        items = [
+            TrackSummary(**_summary_fields(svc, t, name, crops.get(t.id, []))) for t, name in rows
+        ]
+    return TrackList(items=items, offset=offset, limit=limit, total=total)
+
+
+# ---------------------------------------------------------------------------- one track
+
+
+def _track_sighting(svc: Services, row: Sighting, media: Media) -> TrackSighting:
+    return TrackSighting(
+        sighting_id=row.id,
+        frame_index=row.frame_index,
+        time=row.frame_time,
+        offset_s=round(sighting_offset_s(row, media), 3),
+        box=(row.box_x, row.box_y, row.box_w, row.box_h),
+        quality=row.quality,
+        url=svc.store.presigned_url(row.object_key),
+    )
+
+
+@router.get("/tracks/{track_id}", response_model=TrackOut)
+def track(
+    track_id: int = Path(ge=1, le=MAX_ID),
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> TrackOut:
+    """One track: its boxes, its crops, and a signed link into its source clip."""
+    with svc.sessions() as s:
+        t = s.get(Track, track_id)
+        if t is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"track {track_id} does not exist")
+        media = t.media
+        crops = sorted(
+            _crops_by_track(s, [t.id]).get(t.id, []), key=lambda r: (r.frame_index, r.id)
+        )
+        camera = t.camera.name if t.camera is not None else None
+        clip_url = svc.store.presigned_url(media.object_key)
+        is_video = media.kind == "video"
+        return TrackOut(
+            **_summary_fields(svc, t, camera, crops),
+            boxes=[tuple(int(v) for v in b) for b in t.boxes],
+            sightings=[_track_sighting(svc, r, media) for r in crops],
+            media_kind=str(media.kind),
+            clip_url=clip_url,
+            clip_offset_s=t.start_offset_s if is_video else 0.0,
+            clip_url_at=with_fragment(clip_url, t.start_offset_s) if is_video else None,
+        )
+
+
+# ---------------------------------------------------------------------------- source frames
+
+
+def _read_video_frame(path: FilePath, index: int) -> np.ndarray:
+    """Frame ``index`` (counted as ingestion counts: the index-th decoded frame) as BGR."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise MediaDecodeError("not a readable video")
+        if index > GRAB_FORWARD_MAX:
+            # Seeking is fast on long videos but lands elsewhere on some files: only a seek
+            # that reports the asked position is trusted.
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == index:
+                ok, bgr = cap.read()
+                if ok and bgr is not None:
+                    return bgr
+            cap.release()
+            cap = cv2.VideoCapture(str(path))  # rewind: decode from the start instead
+        for _ in range(index):
+            if not cap.grab():
+                raise MediaDecodeError(f"the video ends before frame {index}")
+        ok, bgr = cap.read()
+        if not ok or bgr is None:
+            raise MediaDecodeError(f"the video has no frame {index}")
+        return bgr
+    finally:
+        cap.release()
+
+
+@dataclass(frozen=True)
+class _FrameSource:
+    """What the frame route needs of a sighting, read before its session closes (decoding
+    a video takes a while and must not hold a database connection)."""
+
+    media_id: int
+    kind: str
+    object_key: str
+    frame_index: int
+    box: tuple[int, int, int, int]
+
+
+def _frame_source(svc: Services, sighting_id: int) -> _FrameSource:
+    with svc.sessions() as s:
+        row = s.get(Sighting, sighting_id)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"sighting {sighting_id} does not exist")
+        media = row.media
+        return _FrameSource(
+            media_id=media.id,
+            kind=str(media.kind),
+            object_key=media.object_key,
+            frame_index=row.frame_index,
+            box=(row.box_x, row.box_y, row.box_w, row.box_h),
+        )
+
+
+def _source_frame(svc: Services, src: _FrameSource) -> np.ndarray:
+    """The full frame a sighting was cropped from, as BGR."""
+    if src.kind != "video":
+        rgb = decode_image_frame(svc.store.get_bytes(src.object_key)).image
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    suffix = FilePath(src.object_key).suffix or ".mp4"
+    # OpenCV reads videos from files only; the folder (and the copy in it) goes on return.
+    with tempfile.TemporaryDirectory(prefix="aioreid-frame-") as tmp:
+        path = svc.store.download_to(src.object_key, FilePath(tmp) / f"media{suffix}")
+        return _read_video_frame(path, src.frame_index)
+
+
+def _jpeg(bgr: np.ndarray) -> bytes:
+    # Full-resolution colour (4:4:4): with the usual 4:2:0 a 2 px outline bleeds into its
+    # neighbours and loses its colour.
+    params = [
+        cv2.IMWRITE_JPEG_QUALITY,
+        JPEG_QUALITY,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+        cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+    ]
+    ok, buf = cv2.imencode(".jpg", bgr, params)
+    if not ok:
+        raise MediaDecodeError("the frame could not be encoded as JPEG")
+    return buf.tobytes()
+
+
+def draw_box(bgr: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A copy of ``bgr`` with ``box`` (x, y, w, h) outlined, the outline inside the box.
+
+    cv2 centres a thick line on its coordinates (a 2 px line comes out 3 px wide), so the
+    outline is drawn as nested 1 px rectangles: exactly BOX_THICKNESS px, never outside.
+    """
+    out = bgr.copy()
+    x, y, w, h = box
+    for i in range(min(BOX_THICKNESS, (min(w, h) + 1) // 2)):
+        top_left = (x + i, y + i)
+        bottom_right = (x + w - 1 - i, y + h - 1 - i)
+        cv2.rectangle(out, top_left, bottom_right, BOX_COLOUR_BGR, 1)
+    return out
+
+
+@router.get("/sightings/{sighting_id}/frame", response_class=Response, responses=_JPEG_RESPONSE)
+def sighting_frame(
+    sighting_id: int = Path(ge=1, le=MAX_ID),
+    box: bool = Query(default=True, description="outline the sighting's box"),
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_key),
+) -> Response:
+    """The full source frame of a sighting (JPEG), with its box drawn unless ``box=false``."""
+    src = _frame_source(svc, sighting_id)
+    try:
+        bgr = _source_frame(svc, src)
+        data = _jpeg(draw_box(bgr, src.box) if box else bgr)
+    except ObjectNotFound:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"the source media of sighting {sighting_id} (media {src.media_id}) "
+            "is no longer stored",
+        ) from None
+    except (MediaDecodeError, cv2.error) as exc:
+        raise HTTPException(
+            422, f"sighting {sighting_id}: its source media {src.media_id} cannot be read: {exc}"
+        ) from None
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private"})

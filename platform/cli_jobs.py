@@ -77,7 +77,7 @@ def submit_ingest(
     modality: str = "rgb",
     detector: str = "crops",
     start_time: datetime | None = None,
-    sample_fps: float = 2.0,
+    sample_fps: float = 5.0,
     actor: str = "cli",
 ) -> tuple[int, int]:
     """Queue a job over files and folders for the Celery workers; returns (job id, files).
@@ -92,8 +92,9 @@ def submit_ingest(
 
     if modality not in ("rgb", "ir"):
         raise ValueError(f"modality must be rgb or ir, got {modality!r}")
-    if detector not in ("crops", "background", "hog"):
-        raise ValueError(f"detector must be crops, background or hog, got {detector!r}")
+    from aioreid.platform.pipeline.detect import build_detector
+
+    build_detector(detector)  # an unknown name or unreadable ONNX model fails here, readably
     files = media_files(paths)
     if not files:
         raise ValueError("no image or video files found in " + ", ".join(map(str, paths)))
@@ -120,11 +121,13 @@ def ingest_async(
     paths: Annotated[list[Path], typer.Argument(help="image/video files or folders")],
     camera: Annotated[str | None, typer.Option(help="camera name for every file")] = None,
     modality: Annotated[str, typer.Option(help="rgb or ir")] = "rgb",
-    detector: Annotated[str, typer.Option(help="crops, background or hog")] = "crops",
+    detector: Annotated[
+        str, typer.Option(help="crops, background, hog or onnx:PATH (a YOLO-style ONNX model)")
+    ] = "crops",
     start_time: Annotated[
         datetime | None, typer.Option(help="recording start (ISO 8601) of videos")
     ] = None,
-    sample_fps: Annotated[float, typer.Option(help="video frames sampled per second")] = 2.0,
+    sample_fps: Annotated[float, typer.Option(help="video frames sampled per second")] = 5.0,
 ) -> None:
     """Queue files or folders for the Celery workers and print the job id."""
     try:

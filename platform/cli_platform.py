@@ -77,11 +77,13 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="image/video files or folders")],
     camera: Annotated[str | None, typer.Option(help="camera name for every file")] = None,
     modality: Annotated[str, typer.Option(help="rgb or ir")] = "rgb",
-    detector: Annotated[str, typer.Option(help="crops, background or hog")] = "crops",
+    detector: Annotated[
+        str, typer.Option(help="crops, background, hog or onnx:PATH (a YOLO-style ONNX model)")
+    ] = "crops",
     start_time: Annotated[
         datetime | None, typer.Option(help="recording start (ISO 8601) of videos")
     ] = None,
-    sample_fps: Annotated[float, typer.Option(help="video frames sampled per second")] = 2.0,
+    sample_fps: Annotated[float, typer.Option(help="video frames sampled per second")] = 5.0,
     run_async: Annotated[
         bool,
         typer.Option("--async", help="submit a job to the Celery workers and return at once"),
@@ -103,6 +105,12 @@ def ingest(
         raise _fail(str(exc)) from None
     if modality not in ("rgb", "ir"):
         raise _fail(f"modality must be rgb or ir, got {modality!r}")
+    from aioreid.platform.pipeline.detect import build_detector
+
+    try:
+        build_detector(detector)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     items = [
         {"path": f, "camera": camera, "modality": modality, "start_time": start_time} for f in files
     ]

@@ -134,3 +134,33 @@ def test_a_crash_mid_video_resumes_with_the_same_result(tmp_path: Path, clip: tu
         assert media is not None and "checkpoint" not in media.progress
     assert not list(svc.store.iter_keys("checkpoints/"))  # none left behind
     svc.close()
+
+
+def test_duplicate_window_deliveries_neither_stall_nor_finish_a_video_early(
+    tmp_path: Path, clip: tuple
+) -> None:
+    """What the queued commit step decides when a window arrives twice (a redelivered message,
+    or a duplicate chain after a visibility timeout)."""
+    from aioreid.platform.pipeline import stages
+    from aioreid.workers.tasks_ingest import _to_continue
+
+    data, _ = clip
+    svc, media_id = _ingest(tmp_path, data)
+    window0 = ingest.embed(svc, ingest.prepare(svc, [media_id], OPTS))
+    applied = ingest.commit(svc, window0)
+    assert [r.status for r in applied] == ["pending"]
+    assert [m["media_id"] for m in _to_continue(svc, window0, applied)] == [media_id]
+    # The same commit delivered again: nothing is written twice, but the chain goes on (its
+    # first delivery may have died before sending window 1), and the video is not finished.
+    again = ingest.commit(svc, window0)
+    assert [r.status for r in again] == ["skipped"]
+    assert [m["media_id"] for m in _to_continue(svc, window0, again)] == [media_id]
+    assert not stages.all_finished(svc, [media_id])
+    # Once window 1 is applied, a late duplicate of window 0 stops: another chain is ahead.
+    ingest.commit(svc, ingest.embed(svc, ingest.prepare(svc, [media_id], OPTS)))
+    late = ingest.commit(svc, window0)
+    assert [r.status for r in late] == ["skipped"] and _to_continue(svc, window0, late) == []
+    assert not stages.all_finished(svc, [media_id])
+    assert process_media(svc, media_id, OPTS).status == "done"
+    assert stages.all_finished(svc, [media_id])
+    svc.close()

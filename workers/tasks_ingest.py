@@ -203,6 +203,35 @@ def prepare_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
     return _guarded(self, "prepare", body, lambda why: _poisoned(envelope, why))
 
 
+def _to_continue(
+    svc: Services, prepared: list[dict[str, Any]], results: list[ingest.WindowResult]
+) -> list[dict[str, Any]]:
+    """The media whose next window this chain prepares: those whose window was just applied
+    and is not their last, and those whose window an earlier delivery of this very commit
+    applied but died before sending the next one (their progress names the next window; if a
+    duplicate chain does the same, its work is idempotent). A media another chain has moved
+    further is left to it, and a finished one needs nothing."""
+    works = {w["media_id"]: w for w in prepared}
+    progress = stages.media_progress(svc, [r.media_id for r in results if r.status == "skipped"])
+    out = []
+    for r in results:
+        work = works[r.media_id]
+        if r.status == "skipped":
+            status, window = progress.get(r.media_id, ("failed", -1))
+            if status in ("done", "failed") or window != int(work.get("window", 0)) + 1:
+                continue
+        elif r.status != "pending":
+            continue
+        out.append(
+            {
+                "media_id": r.media_id,
+                "source_label": work.get("source_label"),
+                "attributes": work.get("attributes"),
+            }
+        )
+    return out
+
+
 def _pass_on(envelope: Any) -> bool:
     """Chunks skipped or poisoned upstream travel through the rest of the chain untouched."""
     return envelope is None or (isinstance(envelope, dict) and bool(envelope.get("skip")))
@@ -238,20 +267,12 @@ def commit_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
         prepared = env.get("prepared", [])
         results = ingest.commit(svc, prepared)
         media_ids = env.get("media_ids") or [None] * len(env["items"])
-        labels = {w["media_id"]: w for w in prepared}
-        still_open = [
-            {
-                "media_id": r.media_id,
-                "source_label": labels[r.media_id].get("source_label"),
-                "attributes": labels[r.media_id].get("attributes"),
-            }
-            for r in results
-            if r.status == "pending"
-        ]
+        still_open = _to_continue(svc, prepared, results)
         if still_open:
             _send_chain(self, {**env, "continue": still_open, "prepared": []})
-        else:
+        elif stages.all_finished(svc, media_ids):
             stages.finish_chunk(svc, env["job_id"], env["chunk"], media_ids)
+        # else: another delivery of this chunk's chain is ahead and will finish it
         return {
             "job_id": env["job_id"],
             "chunk": env["chunk"],

@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from aioreid.platform.db import crud
 from aioreid.platform.db.models import Assignment, Media, Sighting, Track
 from aioreid.platform.index import IndexPoint, point_id
 from aioreid.platform.pipeline.crops import CropPolicy
-from aioreid.platform.pipeline.detect import build_detector
+from aioreid.platform.pipeline.detect import Detector, build_detector
 from aioreid.platform.pipeline.failures import is_permanent, is_transient, reason, with_retries
 from aioreid.platform.pipeline.frames import (
     MediaDecodeError,
@@ -358,8 +359,15 @@ def _store_checkpoint(svc: Services, sha: str, state: VideoState) -> str:
     return svc.store.put_at(f"{checkpoint_prefix(sha)}{state.window:08d}.pkl", state.dumps())
 
 
+@lru_cache(maxsize=8)
+def _detector(name: str) -> Detector:
+    """Detectors by name, built once per process (an ONNX model is loaded once, not per
+    window); they keep no state between windows."""
+    return build_detector(name)
+
+
 def _prepare_one(svc: Services, snap: dict[str, Any], opts: IngestOptions) -> dict[str, Any]:
-    detector = build_detector(opts.detector)
+    detector = _detector(opts.detector)
     work = {k: v for k, v in snap.items() if k not in ("key", "progress")}
     work["start"] = snap["start"].isoformat() if snap["start"] else None
     window = int(snap["progress"].get("window", 0))

@@ -154,6 +154,24 @@ def register_items(
     return out
 
 
+def media_progress(svc: Services, media_ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+    """Each media's status and the next window its ingestion will apply."""
+    ids = sorted(set(media_ids))
+    if not ids:
+        return {}
+    with svc.sessions() as s:
+        rows = s.execute(select(Media.id, Media.status, Media.progress).where(Media.id.in_(ids)))
+        return {m: (str(st), int((p or {}).get("window", 0))) for m, st, p in rows}
+
+
+def all_finished(svc: Services, media_ids: Sequence[int | None]) -> bool:
+    """True when every media of a chunk is done or failed (refused items, None, count as
+    finished): only then is the chunk counted."""
+    ids = [m for m in media_ids if isinstance(m, int)]
+    status = media_statuses(svc, ids)
+    return all(status.get(m, "failed") in ("done", "failed") for m in ids)
+
+
 def media_statuses(svc: Services, media_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(media_ids))
     if not ids:

@@ -21,6 +21,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -34,7 +35,7 @@ from aioreid.platform.demo_report import contact_sheet, format_rows
 from aioreid.platform.pipeline.detect import Box
 from aioreid.platform.pipeline.frames import SamplingOptions
 from aioreid.platform.pipeline.ingest import IngestOptions, ingest_many
-from aioreid.platform.search.schemas import SearchFilters, SearchOptions
+from aioreid.platform.search.schemas import Level, SearchFilters, SearchOptions
 from aioreid.platform.search.service import SearchService
 from aioreid.platform.services import Services
 
@@ -83,6 +84,19 @@ class Gallery:
 
     labels: dict[int, int | None] = field(default_factory=dict)
     by_modality: dict[str, int] = field(default_factory=dict)
+    track_of: dict[int, int] = field(default_factory=dict)  # sighting id -> its track
+
+    def track_labels(self) -> dict[int, int | None]:
+        """Track id -> pid: the pid most of its sightings show (None when they show nobody
+        we know)."""
+        votes: dict[int, list[int | None]] = {}
+        for sid, track in self.track_of.items():
+            votes.setdefault(track, []).append(self.labels.get(sid))
+        out: dict[int, int | None] = {}
+        for track, pids in votes.items():
+            known = [p for p in pids if p is not None]
+            out[track] = max(set(known), key=known.count) if known else None
+        return out
 
 
 def _crop_items(records: list[Record], camera_prefix: str) -> list[dict]:
@@ -119,6 +133,8 @@ def ingest_world(svc: Services, world: Path, manifest: WorldManifest) -> Gallery
 
     with svc.sessions() as s:
         for row in s.scalars(select(Sighting)):
+            if row.track_id is not None:
+                gallery.track_of[row.id] = row.track_id
             label = row.source_label
             gallery.labels[row.id] = int(label.split(":")[1]) if label else None
             gallery.by_modality[str(row.modality)] = (
@@ -217,34 +233,48 @@ def evaluate_platform(
     gallery: Gallery,
     queries: dict[str, tuple[list[Query], str]],
     *,
+    level: Level = "track",
     progress: bool = True,
 ) -> tuple[dict[str, dict[str, float]], dict[str, list]]:
+    """Rank-1 / mAP per setting. At ``level="track"`` a hit is a track (its pooled
+    embedding) and the relevant items are the tracks of the query's person; at
+    ``"sighting"`` each representative crop is a hit of its own."""
     from tqdm.auto import tqdm
 
-    search = SearchService(svc)
-    modality_of = {}
-    with svc.sessions() as s:
-        from aioreid.platform.db.models import Sighting
+    from aioreid.platform.db.models import Sighting
 
-        for sid, mod in s.execute(select(Sighting.id, Sighting.modality)):
-            modality_of[sid] = str(mod)
+    search = SearchService(svc)
+    with svc.sessions() as s:
+        modality_of = {sid: str(m) for sid, m in s.execute(select(Sighting.id, Sighting.modality))}
+    if level == "track":
+        labels = gallery.track_labels()
+        item_modality = {
+            gallery.track_of[sid]: m for sid, m in modality_of.items() if sid in gallery.track_of
+        }
+    else:
+        labels, item_modality = gallery.labels, modality_of
+
+    def item(hit: Any) -> int:
+        return hit.track_id if level == "track" else hit.sighting_id
+
     rows: dict[str, dict[str, float]] = {}
     examples: dict[str, list] = {}
     for setting, (qs, gallery_modality) in queries.items():
         r1s, aps = [], []
         flt = SearchFilters(modalities=[gallery_modality])  # type: ignore[list-item]
+        opts = SearchOptions(limit=TOP_K, level=level)
         answers: list = []
         for start in tqdm(
             range(0, len(qs), QUERY_BATCH), desc=f"search {setting}", disable=not progress
         ):
             chunk = [q.parts for q in qs[start : start + QUERY_BATCH]]
-            answers.extend(search.search_many(chunk, flt, SearchOptions(limit=TOP_K)))  # type: ignore[arg-type]
+            answers.extend(search.search_many(chunk, flt, opts))  # type: ignore[arg-type]
         for i, (q, res) in enumerate(zip(qs, answers, strict=True)):
-            ranked = [gallery.labels.get(h.sighting_id) == q.pid for h in res.hits]
+            ranked = [labels.get(item(h)) == q.pid for h in res.hits]
             relevant = sum(
                 1
-                for sid, pid in gallery.labels.items()
-                if pid == q.pid and modality_of.get(sid) == gallery_modality
+                for key, pid in labels.items()
+                if pid == q.pid and item_modality.get(key) == gallery_modality
             )
             if relevant == 0:
                 continue
@@ -310,21 +340,26 @@ def run_demo(
             f"({', '.join(f'{k}: {v}' for k, v in sorted(gallery.by_modality.items()))}) "
             f"in {ingest_s:.1f} s with encoder {svc.encoder.version}"
         )
-        rows, examples = evaluate_platform(
-            svc, gallery, world_queries(world, manifest), progress=progress
-        )
+        queries = world_queries(world, manifest)
+        rows, examples = evaluate_platform(svc, gallery, queries, progress=progress)
         print(
             format_rows(
-                rows, title=f"platform search on held-out identities — {svc.encoder.version}"
+                rows,
+                title=f"platform search on held-out identities, one hit per track — "
+                f"{svc.encoder.version}",
             )
         )
+        frames, _ = evaluate_platform(svc, gallery, queries, level="sighting", progress=progress)
+        print(format_rows(frames, title="the same, one hit per representative crop"))
         sheet = contact_sheet(svc, examples, gallery.labels, out / "contact_sheet.html")
         print(f"contact sheet: {sheet}")
         summary.update(
             {
                 "encoder": svc.encoder.version,
                 "platform": rows,
+                "platform_sighting_level": frames,
                 "sightings": len(gallery.labels),
+                "tracks": len(set(gallery.track_of.values())),
                 "ingest_seconds": round(ingest_s, 1),
             }
         )

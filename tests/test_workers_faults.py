@@ -115,6 +115,22 @@ def _stop(proc: subprocess.Popen) -> None:
             _kill_group(proc)
 
 
+@contextlib.contextmanager
+def _worker_pool(log: Path, r: redis.Redis) -> Iterator[list[subprocess.Popen]]:
+    """The workers a test starts: stopped (and the broker emptied) however the test ends; an
+    assertion that fails carries the workers' log tail."""
+    procs: list[subprocess.Popen] = []
+    try:
+        yield procs
+    except AssertionError as exc:
+        tail = log.read_text(errors="replace")[-4000:] if log.exists() else ""
+        raise AssertionError(f"{exc}\n--- worker log ---\n{tail}") from None
+    finally:
+        for p in procs:
+            _stop(p)
+        r.flushdb()
+
+
 def test_killed_workers_lose_and_duplicate_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -134,8 +150,7 @@ def test_killed_workers_lose_and_duplicate_nothing(
         )
         r = redis.Redis.from_url(REDIS_URL)
         r.flushdb()
-        procs: list[subprocess.Popen] = []
-        try:
+        with _worker_pool(tmp_path / "workers.log", r) as procs:
             with worker_settings(env) as settings:
                 engine = engine_from_settings(settings)  # no index here: the worker owns it
                 sessions = session_factory(engine)
@@ -173,13 +188,6 @@ def test_killed_workers_lose_and_duplicate_nothing(
                 points = sightings_of(svc, files)
                 with svc.sessions() as s:
                     media_done = s.scalar(select(func.count()).where(Media.status == "done"))
-        except AssertionError as exc:
-            tail = (tmp_path / "workers.log").read_text(errors="replace")[-4000:]
-            raise AssertionError(f"{exc}\n--- worker log ---\n{tail}") from None
-        finally:
-            for p in procs:
-                _stop(p)
-            r.flushdb()
     with capsys.disabled():
         print(
             f"\n[kill test] tasks killed: {killed} (chunks done at the worker kill: "
@@ -253,8 +261,7 @@ def test_a_worker_killed_mid_video_resumes_to_the_uninterrupted_result(
         )
         r = redis.Redis.from_url(REDIS_URL)
         r.flushdb()
-        procs: list[subprocess.Popen] = []
-        try:
+        with _worker_pool(tmp_path / "workers.log", r) as procs:
             with worker_settings(env) as settings:
                 engine = engine_from_settings(settings)
                 sessions = session_factory(engine)
@@ -282,13 +289,6 @@ def test_a_worker_killed_mid_video_resumes_to_the_uninterrupted_result(
                 with svc.sessions() as s:
                     media_id = s.scalars(select(Media.id)).one()
                 got = _video_outcome(svc, media_id)
-        except AssertionError as exc:
-            tail = (tmp_path / "workers.log").read_text(errors="replace")[-4000:]
-            raise AssertionError(f"{exc}\n--- worker log ---\n{tail}") from None
-        finally:
-            for p in procs:
-                _stop(p)
-            r.flushdb()
     with capsys.disabled():
         print(
             f"\n[video kill test] worker killed after window {killed_at} of 13; tracks "

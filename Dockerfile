@@ -29,9 +29,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     AIOREID_HOME=/var/lib/aioreid
 
-# OpenCV (headless) still links GLib.
+# OpenCV links GLib; the tracker and TrackEval pull in the non-headless OpenCV build, whose
+# cv2 module may be the one installed last, and it links libGL.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libglib2.0-0 \
+    && apt-get install -y --no-install-recommends libglib2.0-0 libgl1 \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

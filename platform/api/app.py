@@ -40,6 +40,12 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (EncoderUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (StorageUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
+#: Last lines of defence for input no validator caught: a JSON body nested deeper than the
+#: parser's recursion limit, a number a database column cannot hold.
+_INPUT_LIMITS: list[tuple[type[Exception], str]] = [
+    (RecursionError, "the request is nested too deeply"),
+    (OverflowError, "a number in the request is too large"),
+]
 
 
 def ensure_bootstrap_key(svc: Services) -> None:
@@ -86,9 +92,18 @@ def create_app(
     app.state.runner = runner or InProcessRunner(svc)
     for exc_type, code in _ERRORS:
         app.add_exception_handler(exc_type, _handler(code))
+    for exc_type, message in _INPUT_LIMITS:
+        app.add_exception_handler(exc_type, _fixed(message))
     for module in (routes_search, routes_review, routes_tracks, routes_ingest, routes_admin):
         app.include_router(module.router)
     return app
+
+
+def _fixed(message: str):  # type: ignore[no-untyped-def]
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": message}, status_code=422)
+
+    return handle
 
 
 def _handler(code: int):  # type: ignore[no-untyped-def]

@@ -17,10 +17,13 @@ from fastapi import (
     UploadFile,
     status,
 )
+from fastapi import Path as PathParam  # pathlib's Path is used for server folders here
 from sqlalchemy import func, select
 
 from aioreid.platform.api.deps import Caller, get_services, require_key
 from aioreid.platform.api.schemas import (
+    MAX_ID,
+    MAX_SMALL_ID,
     FolderIngestRequest,
     JobCreated,
     JobFailureOut,
@@ -150,7 +153,7 @@ def _job_out(job: IngestJob, failures: list[JobFailure] | None = None) -> JobOut
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def job(
-    job_id: int,
+    job_id: int = PathParam(ge=1, le=MAX_SMALL_ID),
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_key),
 ) -> JobOut:
@@ -164,7 +167,7 @@ def job(
 
 @router.get("/jobs", response_model=JobList)
 def jobs(
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_ID),
     limit: int = Query(default=20, ge=1, le=200),
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_key),

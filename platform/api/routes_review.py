@@ -9,6 +9,7 @@ from aioreid.platform.api.deps import Caller, get_services, require_key
 from aioreid.platform.api.routes_tracks import sighting_offset_s
 from aioreid.platform.api.schemas import (
     MAX_ID,
+    MAX_SMALL_ID,
     Ack,
     AssignRequest,
     ConfirmRequest,
@@ -71,8 +72,8 @@ def merge(
 
 @router.post("/identities/{identity_id}/split", response_model=Ack)
 def split(
-    identity_id: int,
     body: SplitRequest,
+    identity_id: int = Path(ge=1, le=MAX_SMALL_ID),
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_key),
 ) -> Ack:
@@ -82,7 +83,7 @@ def split(
 
 @router.get("/identities/{identity_id}", response_model=IdentityOut)
 def identity(
-    identity_id: int,
+    identity_id: int = Path(ge=1, le=MAX_SMALL_ID),
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_key),
 ) -> IdentityOut:
@@ -91,7 +92,7 @@ def identity(
 
 @router.get("/identities", response_model=IdentityList)
 def identities(
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=MAX_ID),
     limit: int = Query(default=50, ge=1, le=500),
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_key),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, UploadF
 from pydantic import ValidationError
 
 from aioreid.platform.api.deps import Caller, get_services, require_key
-from aioreid.platform.api.schemas import MAX_ID, SimilarRequest, known_keys
+from aioreid.platform.api.schemas import MAX_ID, MAX_SMALL_ID, SimilarRequest, known_keys
 from aioreid.platform.api.uploads import read_upload
 from aioreid.platform.search.schemas import (
     Level,
@@ -32,6 +32,8 @@ def _filters(raw: str | None) -> SearchFilters:
         return SearchFilters.model_validate(known_keys(SearchFilters, json.loads(raw)))
     except json.JSONDecodeError as exc:
         raise HTTPException(422, f"filters is not valid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise HTTPException(422, "filters is nested too deeply") from None
     except ValidationError as exc:
         raise HTTPException(
             422,
@@ -60,7 +62,7 @@ def search(
     offset: int = Form(default=0, ge=0, le=10_000),
     threshold: float | None = Form(default=None, ge=-1.0, le=1.0),
     group_by_identity: bool = Form(default=False),
-    for_identity: int | None = Form(default=None),
+    for_identity: int | None = Form(default=None, ge=1, le=MAX_SMALL_ID),
     level: str = Form(
         default="track",
         description="track: one hit per person track; sighting: one hit per crop",

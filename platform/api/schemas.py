@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from aioreid.platform.search.schemas import SearchFilters, SearchOptions
+from aioreid.platform.search.schemas import BigId, SearchFilters, SearchOptions, SmallId
 
 #: The largest id a BIGINT key holds: bigger ids in a path are a 422, not a database error.
 MAX_ID = 2**63 - 1
@@ -45,24 +45,24 @@ class SimilarRequest(BaseModel):
 
 
 class ConfirmRequest(BaseModel):
-    sighting_id: int
-    identity_id: int
+    sighting_id: BigId
+    identity_id: SmallId
     note: str = Field(default="", max_length=2000)
 
 
 class AssignRequest(BaseModel):
-    sighting_id: int
-    identity_id: int | None = Field(default=None, description="None: a new identity")
+    sighting_id: BigId
+    identity_id: SmallId | None = Field(default=None, description="None: a new identity")
     label: str | None = Field(default=None, max_length=200)
 
 
 class MergeRequest(BaseModel):
-    target_id: int
-    source_ids: list[int] = Field(min_length=1)
+    target_id: SmallId
+    source_ids: list[SmallId] = Field(min_length=1)
 
 
 class SplitRequest(BaseModel):
-    sighting_ids: list[int] = Field(min_length=1)
+    sighting_ids: list[BigId] = Field(min_length=1)
     label: str | None = Field(default=None, max_length=200)
 
 

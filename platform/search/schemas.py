@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 QUERY_MODALITIES = ("rgb", "ir", "sketch", "text")
 ReviewFilter = Literal["any", "confirmed", "unreviewed"]
+#: Ids of 32-bit keys (cameras, identities, media, jobs) and of 64-bit keys (sightings,
+#: tracks): a number the database cannot hold is a 422 naming the field, not a database error.
+SmallId = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+BigId = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+#: Attribute names are payload keys: dots, brackets and quotes would change the path.
+_ATTR_NAME_BAD = set(".[]\"'")
+
 #: ``track``: one hit per person track (its pooled embedding); ``sighting``: one per crop.
 Level = Literal["track", "sighting"]
 
@@ -18,7 +25,7 @@ class SearchFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cameras: list[int] | None = Field(default=None, description="camera ids")
+    cameras: list[SmallId] | None = Field(default=None, description="camera ids")
     time_from: datetime | None = None
     time_to: datetime | None = None
     modalities: list[Literal["rgb", "ir"]] | None = Field(
@@ -27,8 +34,18 @@ class SearchFilters(BaseModel):
     attributes: dict[str, str] | None = Field(
         default=None, description="exact attribute values, e.g. {'upper_colour': 'red'}"
     )
-    identity_ids: list[int] | None = None
+    identity_ids: list[SmallId] | None = None
     review: ReviewFilter = "any"
+
+    @field_validator("attributes")
+    @classmethod
+    def _attribute_names(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        for name in v or {}:
+            if not name or _ATTR_NAME_BAD & set(name):
+                raise ValueError(
+                    f"attribute name {name!r} must be non-empty, without . [ ] or quotes"
+                )
+        return v
 
     @field_validator("time_to")
     @classmethod
@@ -46,7 +63,7 @@ class SearchOptions(BaseModel):
     offset: int = Field(default=0, ge=0, le=10_000)
     threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     group_by_identity: bool = False
-    for_identity: int | None = Field(
+    for_identity: SmallId | None = Field(
         default=None,
         description="looking for this identity: its rejected sightings are left out",
     )

@@ -30,6 +30,7 @@ from aioreid.platform.storage import (
     build_store,
     content_key,
     sha256_file,
+    sign,
     verify_signature,
 )
 
@@ -386,6 +387,12 @@ def test_local_presigned_url_signature(tmp_path: Path) -> None:
     assert not verify_signature(key, "soon", signature, SIGNING_KEY)
     assert not verify_signature("../" + key, expires, signature, SIGNING_KEY)
     assert not verify_signature(key, expires, "é" * 64, SIGNING_KEY)
+    # Signed right but claiming to live for years: refused (a leaked key cannot mint links
+    # that outlive their rotation).
+    forever = int(time.time()) + 10**9
+    assert not verify_signature(key, forever, sign(key, forever, SIGNING_KEY), SIGNING_KEY)
+    week = int(time.time()) + 7 * 24 * 3600 - 60
+    assert verify_signature(key, week, sign(key, week, SIGNING_KEY), SIGNING_KEY)
     short = urlsplit(store.presigned_url(key, expires_s=5))
     assert int(parse_qs(short.query)["expires"][0]) <= int(time.time()) + 5
 

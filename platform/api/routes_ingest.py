@@ -49,7 +49,27 @@ def _start(request: Request, svc: Services, kind: str, source: str, actor: str, 
     return job_id
 
 
-@router.post("/ingest", response_model=JobCreated, status_code=status.HTTP_202_ACCEPTED)
+_UPLOAD_FIELDS = frozenset({"files", "camera", "modality", "detector", "start_time"})
+
+
+async def _known_upload_fields(request: Request) -> None:
+    """422 naming a multipart field the route does not take (``thermal=...`` would otherwise
+    be dropped without a word). The form is parsed once; FastAPI reuses it."""
+    unknown = sorted(set((await request.form()).keys()) - _UPLOAD_FIELDS)
+    if unknown:
+        raise HTTPException(
+            422,
+            f"unknown field(s) {', '.join(unknown)}; this route takes "
+            f"{', '.join(sorted(_UPLOAD_FIELDS))}",
+        )
+
+
+@router.post(
+    "/ingest",
+    response_model=JobCreated,
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[Depends(_known_upload_fields)],
+)
 def ingest_upload(
     request: Request,
     files: list[UploadFile] = File(description="images or videos"),
@@ -66,7 +86,8 @@ def ingest_upload(
     limit = int(svc.settings.api.max_upload_mb * 1024 * 1024)
     items = [
         {
-            "data": read_upload(f, limit, field=f.filename or "file"),
+            # An empty file fails alone, by name, in the job; the rest of the batch ingests.
+            "data": read_upload(f, limit, field=f.filename or "file", allow_empty=True),
             "name": f.filename or "upload.jpg",
             "camera": camera,
             "modality": modality,

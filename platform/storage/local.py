@@ -41,14 +41,21 @@ def sign(key: str, expires: int, signing_key: bytes) -> str:
     return hmac.new(signing_key, message, hashlib.sha256).hexdigest()
 
 
+#: The longest a signed link may live (the settings cap ``presign_seconds`` at this too): a
+#: link claiming a later expiry is refused, even when its signature is right.
+MAX_LINK_LIFETIME_S = 7 * 24 * 3600
+
+
 def verify_signature(
     key: str,
     expires: int | str,
     signature: str,
     signing_key: bytes,
     now: float | None = None,
+    max_lifetime_s: int = MAX_LINK_LIFETIME_S,
 ) -> bool:
-    """True when ``signature`` was made by :func:`sign` with ``signing_key`` and has not expired.
+    """True when ``signature`` was made by :func:`sign` with ``signing_key``, has not expired
+    and expires within ``max_lifetime_s`` from now.
 
     Malformed input (a non-integer ``expires``, an invalid key) is simply not valid.
     """
@@ -59,7 +66,8 @@ def verify_signature(
         return False
     if not isinstance(signature, str) or not signing_key:
         return False
-    if (time.time() if now is None else now) > expires_at:
+    now = time.time() if now is None else now
+    if now > expires_at or expires_at - now > max_lifetime_s:
         return False
     expected = sign(key, expires_at, signing_key).encode()
     return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))

@@ -165,6 +165,28 @@ class Settings(BaseSettings):
                 raise ValueError("profile 'services' needs AIOREID_INDEX__BACKEND=server")
         return self
 
+    @model_validator(mode="after")
+    def _no_default_secrets(self) -> Settings:
+        """Outside the embedded profile, a built-in or example secret is refused by name: it
+        is public, so links it signs and keys it creates would be anyone's."""
+        if self.profile is not Profile.SERVICES:
+            return self
+        secrets: dict[str, SecretStr | None] = {
+            "AIOREID_STORAGE__SIGNING_KEY": self.storage.signing_key,
+            "AIOREID_API__BOOTSTRAP_API_KEY": self.api.bootstrap_api_key,
+            "AIOREID_INDEX__API_KEY": self.index.api_key,
+        }
+        if self.storage.backend == "minio":
+            secrets["AIOREID_STORAGE__ACCESS_KEY"] = self.storage.access_key
+            secrets["AIOREID_STORAGE__SECRET_KEY"] = self.storage.secret_key
+        public = [name for name, value in secrets.items() if _is_public_secret(value)]
+        if public:
+            raise ValueError(
+                f"profile 'services' refuses default or example secrets: set {', '.join(public)} "
+                "to values of your own"
+            )
+        return self
+
     @property
     def database_url(self) -> str:
         return self.database.url or f"sqlite:///{(self.home / 'aioreid.db').as_posix()}"
@@ -180,6 +202,17 @@ class Settings(BaseSettings):
     def redacted(self) -> dict:
         """The settings as JSON-able data with secrets masked (SecretStr dumps as '**********')."""
         return self.model_dump(mode="json")
+
+
+#: Secrets everyone knows: the built-in defaults and the placeholders of .env.example.
+_PUBLIC_SECRETS = frozenset({"minioadmin", StorageSettings().signing_key.get_secret_value()})
+
+
+def _is_public_secret(value: SecretStr | None) -> bool:
+    if value is None:
+        return False
+    text = value.get_secret_value()
+    return text in _PUBLIC_SECRETS or text.startswith("change-me")
 
 
 @lru_cache(maxsize=1)

@@ -72,5 +72,21 @@ def test_services_profile_requires_servers(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(ValidationError, match="INDEX__BACKEND"):
         Settings()
     monkeypatch.setenv("AIOREID_INDEX__BACKEND", "server")
+    # The built-in signing key is public: refused by name outside the embedded profile.
+    with pytest.raises(ValidationError, match="AIOREID_STORAGE__SIGNING_KEY"):
+        Settings()
+    monkeypatch.setenv("AIOREID_STORAGE__SIGNING_KEY", "change-me-signing-key")  # .env.example
+    with pytest.raises(ValidationError, match="AIOREID_STORAGE__SIGNING_KEY"):
+        Settings()
+    monkeypatch.setenv("AIOREID_API__BOOTSTRAP_API_KEY", "change-me-bootstrap-api-key")
+    monkeypatch.setenv("AIOREID_STORAGE__SIGNING_KEY", "a-key-of-our-own-4b1d")
+    with pytest.raises(ValidationError, match="AIOREID_API__BOOTSTRAP_API_KEY"):
+        Settings()
+    monkeypatch.setenv("AIOREID_API__BOOTSTRAP_API_KEY", "a-bootstrap-key-of-our-own")
+    monkeypatch.setenv("AIOREID_STORAGE__BACKEND", "minio")
+    with pytest.raises(ValidationError, match="AIOREID_STORAGE__ACCESS_KEY"):
+        Settings()  # minioadmin / minioadmin
+    monkeypatch.setenv("AIOREID_STORAGE__ACCESS_KEY", "our-access")
+    monkeypatch.setenv("AIOREID_STORAGE__SECRET_KEY", "our-secret-value")
     s = Settings()
     assert s.database_url.startswith("postgresql")

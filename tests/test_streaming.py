@@ -164,3 +164,21 @@ def test_duplicate_window_deliveries_neither_stall_nor_finish_a_video_early(
     assert process_media(svc, media_id, OPTS).status == "done"
     assert stages.all_finished(svc, [media_id])
     svc.close()
+
+
+def test_read_frame_seeks_to_exactly_the_frame_decoding_forward_gives(
+    tmp_path: Path, clip: tuple
+) -> None:
+    from aioreid.platform.pipeline.frames import VideoReader, read_frame
+
+    path = tmp_path / "hall.mp4"
+    path.write_bytes(clip[0])
+    forward = VideoReader(path, SamplingOptions(sample_fps=0, dedup_threshold=0.0))
+    frames = forward.read(200)
+    forward.close()
+    assert len(frames) == 150
+    for i in (0, 1, 57, 149):  # the start, and seeks deep into the clip
+        got = read_frame(path, i)
+        assert got.index == i and np.array_equal(got.image, frames[i].image)
+    with pytest.raises(ingest.MediaDecodeError, match="no frame 150"):
+        read_frame(path, 150)

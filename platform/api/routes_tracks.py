@@ -30,7 +30,7 @@ from aioreid.platform.api.schemas import (
     TrackSummary,
 )
 from aioreid.platform.db.models import Camera, Media, Sighting, Track
-from aioreid.platform.pipeline.frames import MediaDecodeError, decode_image_frame
+from aioreid.platform.pipeline.frames import MediaDecodeError, decode_image_frame, read_frame
 from aioreid.platform.services import Services
 from aioreid.platform.storage import ObjectNotFound
 
@@ -40,9 +40,6 @@ router = APIRouter(prefix="/v1", tags=["tracks"])
 BOX_COLOUR_BGR = (0, 255, 0)
 BOX_THICKNESS = 2
 JPEG_QUALITY = 92
-#: Up to this frame index a video is decoded from its start (always exact and cheap for short
-#: clips); further in, a seek is used when OpenCV confirms it landed on the asked frame.
-GRAB_FORWARD_MAX = 300
 
 _JPEG_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/jpeg": {}}, "description": "the frame as a JPEG"}
@@ -222,33 +219,6 @@ def track(
 # ---------------------------------------------------------------------------- source frames
 
 
-def _read_video_frame(path: FilePath, index: int) -> np.ndarray:
-    """Frame ``index`` (counted as ingestion counts: the index-th decoded frame) as BGR."""
-    cap = cv2.VideoCapture(str(path))
-    try:
-        if not cap.isOpened():
-            raise MediaDecodeError("not a readable video")
-        if index > GRAB_FORWARD_MAX:
-            # Seeking is fast on long videos but lands elsewhere on some files: only a seek
-            # that reports the asked position is trusted.
-            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
-            if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == index:
-                ok, bgr = cap.read()
-                if ok and bgr is not None:
-                    return bgr
-            cap.release()
-            cap = cv2.VideoCapture(str(path))  # rewind: decode from the start instead
-        for _ in range(index):
-            if not cap.grab():
-                raise MediaDecodeError(f"the video ends before frame {index}")
-        ok, bgr = cap.read()
-        if not ok or bgr is None:
-            raise MediaDecodeError(f"the video has no frame {index}")
-        return bgr
-    finally:
-        cap.release()
-
-
 @dataclass(frozen=True)
 class _FrameSource:
     """What the frame route needs of a sighting, read before its session closes (decoding
@@ -281,11 +251,14 @@ def _source_frame(svc: Services, src: _FrameSource) -> np.ndarray:
     if src.kind != "video":
         rgb = decode_image_frame(svc.store.get_bytes(src.object_key)).image
         return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    local = svc.store.local_path(src.object_key)
+    if local is not None:  # read in place: stored objects are never rewritten
+        return cv2.cvtColor(read_frame(local, src.frame_index).image, cv2.COLOR_RGB2BGR)
     suffix = FilePath(src.object_key).suffix or ".mp4"
     # OpenCV reads videos from files only; the folder (and the copy in it) goes on return.
     with tempfile.TemporaryDirectory(prefix="aioreid-frame-") as tmp:
         path = svc.store.download_to(src.object_key, FilePath(tmp) / f"media{suffix}")
-        return _read_video_frame(path, src.frame_index)
+        return cv2.cvtColor(read_frame(path, src.frame_index).image, cv2.COLOR_RGB2BGR)
 
 
 def _jpeg(bgr: np.ndarray) -> bytes:

@@ -157,6 +157,18 @@ class VideoReader:
         self._cap.release()
 
 
+def read_frame(path: Path, index: int) -> Frame:
+    """Frame ``index`` of the video at ``path`` exactly (counted as ingestion counts them)."""
+    reader = VideoReader(path, SamplingOptions(sample_fps=0, dedup_threshold=0.0), start=index)
+    try:
+        frames = reader.read(1)
+    finally:
+        reader.close()
+    if not frames or frames[0].index != index:
+        raise MediaDecodeError(f"the video has no frame {index}")
+    return frames[0]
+
+
 def iter_video_frames(path: Path, options: SamplingOptions = SamplingOptions()) -> Iterator[Frame]:
     """Sampled, de-duplicated frames of the video at ``path``."""
     reader = VideoReader(path, options)

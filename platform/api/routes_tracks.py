@@ -18,7 +18,6 @@ import cv2
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Session
 
 from aioreid.platform.api.deps import Caller, get_services, require_key
 from aioreid.platform.api.schemas import (
@@ -29,6 +28,7 @@ from aioreid.platform.api.schemas import (
     TrackSighting,
     TrackSummary,
 )
+from aioreid.platform.db import crud
 from aioreid.platform.db.models import Camera, Media, Sighting, Track
 from aioreid.platform.pipeline.frames import MediaDecodeError, decode_image_frame, read_frame
 from aioreid.platform.services import Services
@@ -97,24 +97,10 @@ def _track_filters(
     return where
 
 
-def _crops_by_track(s: Session, track_ids: Sequence[int]) -> dict[int, list[Sighting]]:
-    members: dict[int, list[Sighting]] = {}
-    if track_ids:
-        rows = s.scalars(select(Sighting).where(Sighting.track_id.in_(track_ids)))
-        for row in rows:
-            members.setdefault(row.track_id, []).append(row)  # type: ignore[arg-type]
-    return members
-
-
-def _best(crops: Sequence[Sighting]) -> Sighting | None:
-    # The same rule search uses to pick the sighting that stands for a track.
-    return max(crops, key=lambda r: (r.quality, -r.id)) if crops else None
-
-
 def _summary_fields(
     svc: Services, t: Track, camera: str | None, crops: Sequence[Sighting]
 ) -> dict[str, Any]:
-    best = _best(crops)
+    best = crud.representative(crops)
     return {
         "id": t.id,
         "media_id": t.media_id,
@@ -165,7 +151,7 @@ def tracks(
             .offset(offset)
             .limit(limit)
         ).all()
-        crops = _crops_by_track(s, [t.id for t, _ in rows])
+        crops = crud.sightings_by_track(s, [t.id for t, _ in rows])
         items = [
             TrackSummary(**_summary_fields(svc, t, name, crops.get(t.id, []))) for t, name in rows
         ]
@@ -200,7 +186,7 @@ def track(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"track {track_id} does not exist")
         media = t.media
         crops = sorted(
-            _crops_by_track(s, [t.id]).get(t.id, []), key=lambda r: (r.frame_index, r.id)
+            crud.sightings_by_track(s, [t.id]).get(t.id, []), key=lambda r: (r.frame_index, r.id)
         )
         camera = t.camera.name if t.camera is not None else None
         clip_url = svc.store.presigned_url(media.object_key)

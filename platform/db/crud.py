@@ -15,6 +15,7 @@ import math
 import re
 import secrets
 import uuid
+from collections.abc import Sequence
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -257,9 +258,10 @@ def add_sighting(
     frame_time: dt.datetime | None = None,
     attributes: dict[str, Any] | None = None,
     source_label: str | None = None,
+    track_id: int | None = None,
 ) -> Sighting:
     """A crop of ``media`` at ``box`` = (x, y, w, h); ``camera_id`` defaults to the media's,
-    ``point_id`` (the vector-index id) to a new UUID."""
+    ``point_id`` (the vector-index id) to a new UUID; ``track_id``: the track it represents."""
     media = _get(session, Media, media_id)
     if len(box) != 4 or not all(isinstance(v, int) and not isinstance(v, bool) for v in box):
         raise InvalidValueError(f"box must be four integers (x, y, w, h); got {box!r}")
@@ -286,8 +288,26 @@ def add_sighting(
         point_id=point_id,
         attributes=_json(attributes, "attributes"),
         source_label=_opt(source_label, "source_label", 128),
+        track_id=track_id,
     )
     return _flushed(session, row)
+
+
+def sightings_by_track(session: Session, track_ids: Sequence[int]) -> dict[int, list[Sighting]]:
+    """Each track's sightings (its representative crops), in id order."""
+    out: dict[int, list[Sighting]] = {}
+    if track_ids:
+        rows = session.scalars(
+            sa.select(Sighting).where(Sighting.track_id.in_(list(track_ids))).order_by(Sighting.id)
+        )
+        for row in rows:
+            out.setdefault(row.track_id, []).append(row)  # type: ignore[arg-type]
+    return out
+
+
+def representative(sightings: Sequence[Sighting]) -> Sighting | None:
+    """The sighting that stands for its track: the best quality, the first on a tie."""
+    return max(sightings, key=lambda r: (r.quality, -r.id)) if sightings else None
 
 
 def create_identity(

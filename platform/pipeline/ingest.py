@@ -38,7 +38,7 @@ from sqlalchemy import select
 
 from aioreid.encoder.inference import Encoder, EncoderInputError
 from aioreid.platform.db import crud
-from aioreid.platform.db.models import Assignment, Media, Sighting, Track
+from aioreid.platform.db.models import Assignment, IngestJob, JobFailure, Media, Sighting, Track
 from aioreid.platform.index import IndexPoint, point_id
 from aioreid.platform.pipeline.crops import CropPolicy
 from aioreid.platform.pipeline.detect import Detector, build_detector
@@ -193,8 +193,6 @@ def fail_media(svc: Services, media_id: int, exc: BaseException | str) -> MediaR
 
 def record_failure(svc: Services, job_id: int | None, item: str, why: str) -> None:
     """Add a job failure row unless this item already has one (steps may run twice)."""
-    from aioreid.platform.db.models import IngestJob, JobFailure
-
     if job_id is None:
         return
     item = str(item)[:1024]
@@ -589,28 +587,17 @@ def track_points(svc: Services, collection: str, track_ids: Sequence[int]) -> li
         return []
     with svc.sessions() as s:
         tracks = list(s.scalars(select(Track).where(Track.id.in_(ids))))
-        rows = list(s.scalars(select(Sighting).where(Sighting.track_id.in_(ids))))
-        assigned = dict(
-            s.execute(
-                select(Assignment.sighting_id, Assignment.identity_id).where(
-                    Assignment.sighting_id.in_([r.id for r in rows]), Assignment.active.is_(True)
-                )
-            ).all()
-        )
+        members = crud.sightings_by_track(s, ids)
+        identities = _identities_by_track(s, ids)
         s.expunge_all()
-    found = {
-        p.id: p.vector
-        for p in svc.index.retrieve(collection, [r.point_id for r in rows], with_vectors=True)
-    }
-    members: dict[int, list[Sighting]] = {}
-    for r in rows:
-        members.setdefault(r.track_id, []).append(r)  # type: ignore[arg-type]
+    points = [r.point_id for mine in members.values() for r in mine]
+    found = {p.id: p.vector for p in svc.index.retrieve(collection, points, with_vectors=True)}
     out = []
     for t in tracks:
         mine = members.get(t.id, [])
         if not mine or any(r.point_id not in found for r in mine):
             continue
-        identity = track_identity({assigned.get(r.id) for r in mine})
+        identity = identities.get(t.id)
         vecs = np.stack([np.asarray(found[r.point_id], np.float32) for r in mine])
         payload = track_payload(t, identity, mine[0].attributes, [r.id for r in mine])
         out.append(IndexPoint(t.point_id, pool(vecs), payload))
@@ -625,6 +612,22 @@ def track_identity(identities: set[int | None]) -> int | list[int] | None:
     if not known:
         return None
     return known[0] if len(known) == 1 else known
+
+
+def _identities_by_track(s: Any, track_ids: Sequence[int]) -> dict[int, int | list[int] | None]:
+    """Each track's ``identity`` payload (:func:`track_identity`) from its sightings' active
+    assignments."""
+    rows = s.execute(
+        select(Sighting.track_id, Assignment.identity_id)
+        .outerjoin(
+            Assignment, (Assignment.sighting_id == Sighting.id) & Assignment.active.is_(True)
+        )
+        .where(Sighting.track_id.in_(list(track_ids)))
+    ).all()
+    idents: dict[int, set[int | None]] = {}
+    for track_id, identity_id in rows:
+        idents.setdefault(track_id, set()).add(identity_id)
+    return {t: track_identity(found) for t, found in idents.items()}
 
 
 def sync_track_identities(svc: Services, collection: str, sighting_points: Sequence[str]) -> int:
@@ -642,27 +645,18 @@ def sync_track_identities(svc: Services, collection: str, sighting_points: Seque
         )
         if not track_ids:
             return 0
-        rows = s.execute(
-            select(Sighting.track_id, Assignment.identity_id)
-            .outerjoin(
-                Assignment, (Assignment.sighting_id == Sighting.id) & Assignment.active.is_(True)
-            )
-            .where(Sighting.track_id.in_(track_ids))
-        ).all()
+        identities = _identities_by_track(s, sorted(track_ids))
         points = {
             tid: pid
             for tid, pid in s.execute(
                 select(Track.id, Track.point_id).where(Track.id.in_(track_ids))
             )
         }
-    idents: dict[int, set[int | None]] = {}
-    for track_id, identity_id in rows:
-        idents.setdefault(track_id, set()).add(identity_id)
     held = {p.id for p in svc.index.retrieve(collection, list(points.values()))}
     by_payload: dict[object, list[str]] = {}
     for track_id, point in points.items():
         if point in held:
-            value = track_identity(idents.get(track_id, set()))
+            value = identities.get(track_id)
             key = tuple(value) if isinstance(value, list) else value
             by_payload.setdefault(key, []).append(point)
     for key, pts in by_payload.items():
@@ -728,9 +722,8 @@ def _write_rows(
                 point_id=str(c["point"]),
                 attributes=attrs,
                 source_label=work.get("source_label"),
+                track_id=row.id,
             )
-            sighting.track_id = row.id
-            s.flush()
             members.append(sighting.id)
             if identity_id is not None:
                 crud.assign(s, sighting.id, identity_id, provenance="import", actor="import")

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aioreid.encoder.inference import Encoder, EncoderInputError
+from aioreid.platform.db import crud
 from aioreid.platform.db.models import (
     Assignment,
     Camera,
@@ -346,15 +347,13 @@ def _tracks_and_representatives(
     """Each track's summary and the sighting that stands for it (its best crop)."""
     if not track_ids:
         return {}, {}
-    members: dict[int, list[Sighting]] = {}
-    for row in s.scalars(select(Sighting).where(Sighting.track_id.in_(track_ids))):
-        members.setdefault(row.track_id, []).append(row)  # type: ignore[arg-type]
+    members = crud.sightings_by_track(s, track_ids)
     info, best = {}, {}
     for t in s.scalars(select(Track).where(Track.id.in_(track_ids))):
         mine = members.get(t.id, [])
         if not mine:
             continue
-        best[t.id] = max(mine, key=lambda r: (r.quality, -r.id)).id
+        best[t.id] = crud.representative(mine).id  # type: ignore[union-attr]
         info[t.id] = TrackInfo(
             track_id=t.id,
             start=t.start_time,

@@ -30,9 +30,11 @@ demo: $(STAMP)
 	$(VENV)/bin/aioreid demo
 
 # pytest exits 5 when it collects nothing: that is not a failure here; every other code is.
-# The platform tests need the local PostgreSQL: here a missing server fails, never skips.
+# The platform tests need the local PostgreSQL, and the worker tests Redis and RabbitMQ: here a
+# missing server or broker fails, never skips.
 test: $(STAMP) browser
-	@AIOREID_TEST_REQUIRE_POSTGRES=1 AIOREID_TEST_REQUIRE_BROWSER=1 $(PY) -m pytest; rc=$$?; \
+	@AIOREID_TEST_REQUIRE_POSTGRES=1 AIOREID_TEST_REQUIRE_BROKERS=1 AIOREID_TEST_REQUIRE_BROWSER=1 \
+	  $(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests (exit 5): treated as success"; exit 0; fi; \
 	exit $$rc
 
@@ -44,4 +46,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -1,4 +1,5 @@
-"""Index maintenance sub-commands of `aioreid`: reindex start|resume|status, retention."""
+"""Index maintenance sub-commands of `aioreid`: reindex start|resume|status|sync-review,
+retention."""
 
 from __future__ import annotations
 
@@ -149,20 +150,56 @@ def reindex_status(
         )
 
 
-def retention(
-    days: Annotated[float, typer.Option(min=0.0, help="delete media older than this many days")],
-    dry_run: Annotated[bool, typer.Option(help="only count what would be deleted")] = False,
-) -> None:
-    """Delete old media with their sightings, index points and objects."""
-    from aioreid.platform.pipeline.retention import RetentionError, apply_retention
+@reindex_app.command("sync-review")
+def reindex_sync_review() -> None:
+    """Write analysts' review states into the live collection's payload and add the payload
+    indexes it lacks (a collection built before the payload carried them; until then its
+    points count as unreviewed). Safe to repeat."""
+    from aioreid.platform.pipeline.reindex import backfill_reviews
 
-    if days <= 0:
-        raise _fail("--days must be more than 0")
     svc = _services()
     try:
-        report = apply_retention(
-            svc, datetime.now(timezone.utc) - timedelta(days=days), dry_run=dry_run
-        )
+        changed = backfill_reviews(svc)
+    finally:
+        svc.close()
+    typer.echo(f"{changed} sighting payloads updated with their review state")
+
+
+def retention(
+    days: Annotated[
+        float | None, typer.Option(min=0.0, help="delete media older than this many days")
+    ] = None,
+    failed_days: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="delete failed media without sightings (bad uploads) this many days after "
+            "they failed; default: AIOREID_BROKER__FAILED_MEDIA_DAYS",
+        ),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="only count what would be deleted")] = False,
+) -> None:
+    """Delete old media with their sightings, index points and objects, and what failed
+    uploads left behind."""
+    from aioreid.platform.pipeline.retention import (
+        RetentionError,
+        apply_retention,
+        remove_failed_media,
+    )
+
+    if days is not None and days <= 0:
+        raise _fail("--days must be more than 0")
+    svc = _services()
+    failed_days = svc.settings.broker.failed_media_days if failed_days is None else failed_days
+    now = datetime.now(timezone.utc)
+    report = {}
+    try:
+        if days is not None:
+            report["old_media"] = apply_retention(svc, now - timedelta(days=days), dry_run=dry_run)
+        if failed_days is not None:
+            report["failed_media"] = remove_failed_media(
+                svc, now - timedelta(days=failed_days), dry_run=dry_run
+            )
     except RetentionError as exc:
         raise _fail(str(exc)) from None
     finally:

@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from aioreid.platform.cli_keys import keys_app
 from aioreid.platform.config import get_settings
 
 if TYPE_CHECKING:  # the search models load only when a search runs (a fast CLI start-up)
     from aioreid.platform.search.schemas import TrackInfo
 
 db_app = typer.Typer(help="Metadata database migrations.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys (stored hashed).", no_args_is_help=True)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -57,20 +57,6 @@ def db_check() -> None:
     except SchemaMismatchError as exc:
         raise _fail(str(exc)) from None
     typer.echo("database matches the models")
-
-
-@keys_app.command("create")
-def keys_create(name: Annotated[str, typer.Argument(help="who uses the key (the actor)")]) -> None:
-    """Create an API key and print it once (only its hash is stored)."""
-    svc = _services()
-    try:
-        from aioreid.platform.db import crud
-
-        with svc.sessions.begin() as s:
-            plaintext, _ = crud.create_api_key(s, name)
-    finally:
-        svc.close()
-    typer.echo(plaintext)
 
 
 def ingest(
@@ -122,12 +108,22 @@ def ingest(
     finally:
         svc.close()
     failed = [r for r in results if r.status == "failed"]
+    skipped = [r for r in results if r.note]
     typer.echo(
-        f"job {job_id}: {len(results) - len(failed)} files ingested, "
-        f"{sum(r.sightings for r in results)} sightings, {len(failed)} failed"
+        f"job {job_id}: {len(results) - len(failed) - len(skipped)} files ingested, "
+        f"{sum(r.sightings for r in results)} sightings, {len(skipped)} skipped, "
+        f"{len(failed)} failed"
     )
+    for r in skipped:
+        typer.echo(f"  skipped: {r.name}: {r.note}")
     for r in failed:
-        typer.echo(f"  failed: {r.error}")
+        typer.echo(f"  failed: {r.name}: {_without_name(r.error or '', r.name)}")
+
+
+def _without_name(error: str, name: str) -> str:
+    """A failure reason without the file name it starts with (the line names the file)."""
+    short = Path(name).name
+    return error.removeprefix(f"{short}: ") if short else error
 
 
 def import_dataset(
@@ -242,6 +238,7 @@ def ui(
 ) -> None:
     """Start the Streamlit console."""
     import importlib.util
+    import math
     import os
     import sys
 
@@ -265,6 +262,9 @@ def ui(
         "true",
         "--browser.gatherUsageStats",
         "false",
+        # Streamlit's own upload limit is the API's, so the widget promises what the API takes.
+        "--server.maxUploadSize",
+        str(max(1, math.ceil(get_settings().api.max_upload_mb))),
     ]
     # Replace this process so that signals (and a supervisor's stop) reach streamlit itself.
     os.execve(sys.executable, cmd, env)

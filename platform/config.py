@@ -104,6 +104,12 @@ class BrokerSettings(BaseModel):
     retention_days: float | None = Field(
         default=None, gt=0, description="media older than this are deleted; None keeps all"
     )
+    failed_media_days: float | None = Field(
+        default=1.0,
+        gt=0,
+        description="failed media that gave no sightings (a bad upload) are deleted, bytes and "
+        "row, this long after they failed; their job keeps the failure; None keeps them",
+    )
 
 
 class EncoderSettings(BaseModel):
@@ -120,13 +126,23 @@ class EncoderSettings(BaseModel):
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, gt=0, lt=65536)
-    max_upload_mb: float = Field(default=20.0, gt=0)
+    max_upload_mb: float = Field(
+        default=20.0, gt=0, description="largest file one upload (or a query image) may be"
+    )
+    max_files_per_request: int = Field(default=100, gt=0, le=1000)
+    max_request_mb: float = Field(
+        default=256.0,
+        gt=0,
+        description="largest upload request body; a larger declared Content-Length is refused "
+        "before the body is read",
+    )
     bootstrap_api_key: SecretStr | None = Field(
         default=None, description="created (hashed) at start-up when no key with its hash exists"
     )
     ingest_roots: list[Path] = Field(
         default_factory=list,
-        description="server folders the API may ingest from; empty: the working directory",
+        description="server folders POST /v1/ingest/folder may read (symlinks resolved); "
+        "empty: folder ingest through the API is off",
     )
 
 

@@ -4,7 +4,6 @@ attribute names that would change a payload path, JSON nested past the parser's 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -91,33 +90,3 @@ def test_deeply_nested_json_is_refused(http: TestClient) -> None:
 def test_a_sane_search_still_answers(http: TestClient, tmp_path: Path) -> None:
     response = _search(http, filters={"cameras": [1], "attributes": {"upper": "red"}})
     assert response.status_code == 200, response.text
-
-
-def _wait_job(http: TestClient, job_id: int) -> dict:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = http.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("done", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
-
-
-def test_an_empty_file_in_a_batch_fails_alone_by_name(http: TestClient) -> None:
-    files = [
-        ("files", ("good-1.jpg", jpeg(person_image(61)), "image/jpeg")),
-        ("files", ("empty.jpg", b"", "image/jpeg")),
-        ("files", ("good-2.jpg", jpeg(person_image(62)), "image/jpeg")),
-    ]
-    response = http.post("/v1/ingest", files=files, data={"camera": "hall"})
-    assert response.status_code == 202, response.text
-    job = _wait_job(http, response.json()["job_id"])
-    assert (job["status"], job["total"], job["processed"], job["failed"]) == ("done", 3, 3, 1)
-    assert [f["item"] for f in job["failures"]] == ["empty.jpg"]
-    assert "empty" in job["failures"][0]["reason"]
-
-
-def test_an_unknown_upload_field_is_422_naming_it(http: TestClient) -> None:
-    files = [("files", ("p.jpg", jpeg(person_image(63)), "image/jpeg"))]
-    response = http.post("/v1/ingest", files=files, data={"thermal": "yes", "camera": "hall"})
-    _readable_422(response, "thermal")

@@ -68,7 +68,7 @@ def world(
     home = tmp_path_factory.mktemp("tracks")
     svc = make_services(home, pg_url, migrate=False)
     with svc.sessions.begin() as s:
-        key, _ = crud.create_api_key(s, "analyst-tracks")
+        key, _ = crud.create_api_key(s, "analyst-tracks", role="analyst")
     files = tmp_path_factory.mktemp("footage")
     lobby = _ingest_video(svc, files / "lobby.mp4", 24, "lobby", LOBBY_START)
     # A different length gives different bytes: media are stored once per SHA-256.

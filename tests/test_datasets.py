@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fixtures_datasets import (
     DATASET_BUILDERS,
+    MULTIMODAL_BUILDERS,
     build_cuhk_pedes,
     build_icfg_pedes,
     build_llcm,
@@ -41,6 +42,8 @@ ALL_NAMES = [
     "regdb",
     "llcm",
     "pku_sketch",
+    "market_sketch_1k",
+    "orbench",
     "cuhk_pedes",
     "icfg_pedes",
     "rstpreid",
@@ -49,7 +52,7 @@ OPTIONS: dict[str, dict[str, object]] = {"pku_sketch": {"num_train": 4}}
 
 
 def _build(name: str, tmp_path: Path) -> Path:
-    return DATASET_BUILDERS[name](tmp_path)
+    return {**DATASET_BUILDERS, **MULTIMODAL_BUILDERS}[name](tmp_path)
 
 
 def _load(name: str, root: Path, **options: object) -> ReIDDataset:
@@ -428,7 +431,9 @@ def test_root_or_parent_give_same_dataset(tmp_path: Path, name: str) -> None:
     assert from_parent.query == from_root.query and len(from_root.query) > 0
     assert from_parent.gallery == from_root.gallery and len(from_root.gallery) > 0
     for split in (from_root.train, from_root.query, from_root.gallery):
-        assert all(r.path is not None and r.path.is_file() for r in split)
+        # only a text record may lack an image (an ORBench text query describes none)
+        assert all(r.path.is_file() for r in split if r.path is not None)
+        assert all(r.modality is Modality.TEXT for r in split if r.path is None)
 
 
 @pytest.mark.parametrize("name", ALL_NAMES)
@@ -497,6 +502,20 @@ MISSING_CASES = [
     ("llcm", "vis/0004/0004_c09_s184535_f3200_vis.jpg", "file"),
     ("pku_sketch", "photo", "folder"),
     ("pku_sketch", "sketch", "folder"),
+    ("market_sketch_1k", "photo", "folder"),
+    ("market_sketch_1k", "photo/train", "folder"),
+    ("market_sketch_1k", "photo/query", "folder"),
+    ("market_sketch_1k", "sketch", "folder"),
+    ("market_sketch_1k", "sketch/C/train", "folder"),
+    ("market_sketch_1k", "sketch/F/query", "folder"),
+    ("orbench", "train_annos.json", "file"),
+    ("orbench", "test_gallery_and_queries.json", "file"),
+    ("orbench", "vis", "folder"),
+    ("orbench", "cp", "folder"),
+    ("orbench", "sk/0003", "folder"),
+    ("orbench", "vis/0001/0001_v02.jpg", "file"),
+    ("orbench", "nir/0005", "folder"),
+    ("orbench", "sk/0005/0005_sk01.jpg", "file"),
     ("cuhk_pedes", "reid_raw.json", "file"),
     ("cuhk_pedes", "imgs", "folder"),
     ("cuhk_pedes", "imgs/Market", "folder"),

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aioreid.platform.db import crud
 from aioreid.platform.db.engine import make_engine, session_factory, session_scope
-from aioreid.platform.db.enums import GenerationStatus, JobStatus, MediaStatus
+from aioreid.platform.db.enums import GenerationStatus, JobStatus, KeyRole, MediaStatus
 from aioreid.platform.db.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 from aioreid.platform.db.migrate import init_database
 from aioreid.platform.db.models import (
@@ -414,6 +414,37 @@ def test_api_keys_store_only_a_hash_and_verify(s: Session) -> None:
     assert crud.verify_api_key(s, other) is None
     with pytest.raises(InvalidValueError, match="16"):
         crud.create_api_key(s, "short", plaintext="abc")
+    s.commit()
+
+
+def test_api_keys_have_roles_unique_names_and_rotate_in_place(s: Session) -> None:
+    plain, row = crud.create_api_key(s, "ann")
+    assert row.role == KeyRole.ANALYST  # the least role unless asked
+    _, boss = crud.create_api_key(s, "boss", role="admin")
+    assert boss.role == KeyRole.ADMIN and KeyRole.ADMIN.allows("operator")
+    assert not KeyRole.ANALYST.allows(KeyRole.OPERATOR)
+    with pytest.raises(AlreadyExistsError, match="named 'ann'") as taken:
+        crud.create_api_key(s, "ann", role="admin")
+    assert taken.value.existing_id == row.id
+    with pytest.raises(InvalidValueError, match="role must be one of analyst, operator, admin"):
+        crud.create_api_key(s, "root", role="root")
+    for bad in ("123", " ann", "a\tb", ""):
+        with pytest.raises(InvalidValueError):
+            crud.create_api_key(s, bad)
+
+    new = crud.rotate_api_key(s, row.id)
+    assert new != plain and crud.verify_api_key(s, plain) is None
+    again = crud.verify_api_key(s, new)
+    assert again is not None and (again.id, again.name, again.role) == (row.id, "ann", "analyst")
+    assert row.rotated_at is not None and row.prefix == new[:8]
+    crud.revoke_api_key(s, row.id)
+    with pytest.raises(InvalidValueError, match="revoked"):
+        crud.rotate_api_key(s, row.id)
+
+    ev = crud.record_audit(s, actor="boss", action="revoke", entity="api_key", key_id=boss.id)
+    assert ev.key_id == boss.id
+    with pytest.raises(InvalidValueError, match="key_id"):
+        crud.record_audit(s, actor="a", action="b", entity="c", key_id="1")  # type: ignore[arg-type]
     s.commit()
 
 

@@ -95,7 +95,7 @@ def test_upgrade_builds_exactly_what_the_models_declare(new_url: Callable[[], st
     Base.metadata.create_all(engine)
     engine.dispose()
 
-    assert migrate.current(migrated) == migrate.head_revision() == "0002"
+    assert migrate.current(migrated) == migrate.head_revision() == "0003"
     got, want = _schema(migrated), _schema(created)
     assert set(got) == TABLES
     for table in sorted(TABLES):
@@ -172,9 +172,9 @@ def test_embedded_start_up_creates_the_folder_and_is_repeatable(tmp_path: Path) 
     assert migrate.current(url) is None
     assert not db.exists()  # asking does not create the file
 
-    assert migrate.init_database(url) == "0002"
+    assert migrate.init_database(url) == "0003"
     _run(url, "INSERT INTO cameras (name) VALUES ('lobby')")
-    assert migrate.init_database(url) == "0002"  # second start-up: nothing to do
+    assert migrate.init_database(url) == "0003"  # second start-up: nothing to do
     assert _run(url, "SELECT name FROM cameras") == [("lobby",)]
 
 
@@ -205,7 +205,7 @@ def test_two_processes_migrating_postgres_at_once_both_succeed() -> None:
         for p in procs:
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
-        assert _run(url, "SELECT version_num FROM alembic_version") == [("0002",)]
+        assert _run(url, "SELECT version_num FROM alembic_version") == [("0003",)]
         assert set(_schema(url)) == TABLES
 
 
@@ -222,7 +222,7 @@ def test_alembic_command_line_reads_the_url_from_settings(tmp_path: Path) -> Non
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert migrate.current(url) == "0002"
+    assert migrate.current(url) == "0003"
 
 
 def test_missing_migrations_folder_is_named(
@@ -259,3 +259,62 @@ def test_sightings_made_before_tracks_each_become_a_one_frame_track(
     points = _run(url, "SELECT point_id FROM tracks")
     assert len({p for (p,) in points}) == 2  # their own ids, not the sightings'
     assert not {p for (p,) in points} & {f"00000000-0000-0000-0000-00000000000{n}" for n in (0, 1)}
+
+
+def test_keys_made_before_roles_become_admins_with_unique_names(
+    new_url: Callable[[], str],
+) -> None:
+    """0003: old keys keep every right (admin), shared names are split deterministically,
+    audit events gain a key id; new keys default to the least role."""
+    url = new_url()
+    migrate.upgrade(url, "0002")
+    for n, name in enumerate(["ann", "bootstrap", "ann", "ann-3", "ann"], start=1):
+        _run(  # ids 1..5 in this order (a fresh database)
+            url,
+            f"INSERT INTO api_keys (name, prefix, key_hash) VALUES ('{name}', 'aio_{n}',"
+            f" '{n:064d}')",
+        )
+    _run(url, "INSERT INTO audit_events (actor, action, entity) VALUES ('ann', 'merge', 'x')")
+    migrate.upgrade(url)
+
+    rows = _run(url, "SELECT id, name, role FROM api_keys ORDER BY id")
+    # 3 would become ann-3, which key 4 holds: it gets ann-3-2; key 4 keeps its own name.
+    assert rows == [
+        (1, "ann", "admin"),
+        (2, "bootstrap", "admin"),
+        (3, "ann-3-2", "admin"),
+        (4, "ann-3", "admin"),
+        (5, "ann-5", "admin"),
+    ]
+    assert _run(url, "SELECT key_id FROM audit_events") == [(None,)]
+    _run(url, "INSERT INTO api_keys (name, prefix, key_hash) VALUES ('new', 'aio_new', 'h')")
+    assert _run(url, "SELECT role FROM api_keys WHERE name = 'new'") == [("analyst",)]
+    with pytest.raises(sa.exc.IntegrityError):
+        _run(url, "INSERT INTO api_keys (name, prefix, key_hash) VALUES ('ann', 'p', 'h2')")
+    with pytest.raises(sa.exc.IntegrityError):
+        _run(
+            url,
+            "INSERT INTO api_keys (name, role, prefix, key_hash) VALUES ('x', 'root', 'p', 'h3')",
+        )
+    _run(
+        url, "INSERT INTO audit_events (actor, action, entity, key_id) VALUES ('ann', 'a', 'b', 1)"
+    )
+    with pytest.raises(sa.exc.IntegrityError):  # the key must exist
+        _run(
+            url,
+            "INSERT INTO audit_events (actor, action, entity, key_id) VALUES ('a', 'b', 'c', 99)",
+        )
+
+    migrate.downgrade(url, "0002")
+    assert _run(url, "SELECT id, name FROM api_keys WHERE id = 5") == [(5, "ann-5")]
+    assert "role" not in {c["name"] for c in _columns(url, "api_keys")}
+    migrate.upgrade(url)
+    migrate.check(url)
+
+
+def _columns(url: str, table: str) -> list[dict]:
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        return sa.inspect(engine).get_columns(table)
+    finally:
+        engine.dispose()

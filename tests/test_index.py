@@ -31,6 +31,8 @@ DIM = 32
 N = 1500
 MODALITIES = ["rgb", "ir", "sketch", "text"]
 COLOURS = ["red", "blue", "black"]
+#: None: a point written before the payload carried a review state (it counts as unreviewed).
+REVIEWS = [None, "confirmed", "rejected", "unreviewed", "unreviewed"]
 
 
 def open_index(backend: str, folder: Path, persistent: bool = False, **kw: object) -> VectorIndex:
@@ -61,6 +63,7 @@ def make_data(n: int = N, seed: int = 0) -> tuple[np.ndarray, list[dict]]:
             "identity": None if i % 5 == 0 else int(labels[i]),
             "attributes": {"upper": COLOURS[i % 3], "bag": "yes" if i % 2 else "no"},
         }
+        | ({"review": REVIEWS[i % 5]} if REVIEWS[i % 5] else {})
         for i in range(n)
     ]
     return vecs, payloads
@@ -136,6 +139,7 @@ IDENT = np.array([-1 if p["identity"] is None else p["identity"] for p in PAYLOA
 SIGHT = np.arange(N)
 UPPER = np.array([p["attributes"]["upper"] for p in PAYLOADS])
 BAG = np.array([p["attributes"]["bag"] for p in PAYLOADS])
+REVIEW = np.array([p.get("review", "unreviewed") for p in PAYLOADS])
 
 FILTER_CASES = {
     "cameras": (SearchFilter(cameras=[1, 6]), np.isin(CAM, [1, 6])),
@@ -159,6 +163,13 @@ FILTER_CASES = {
             cameras=[0, 2, 4], time_from=1_100, modalities=["rgb"], attributes={"bag": "no"}
         ),
         np.isin(CAM, [0, 2, 4]) & (TIME >= 1100) & (MOD == "rgb") & (BAG == "no"),
+    ),
+    "review_confirmed": (SearchFilter(review="confirmed"), REVIEW == "confirmed"),
+    "review_rejected": (SearchFilter(review="rejected"), REVIEW == "rejected"),
+    "review_unreviewed_or_missing": (SearchFilter(review="unreviewed"), REVIEW == "unreviewed"),
+    "review_and_camera": (
+        SearchFilter(review="unreviewed", cameras=[1, 3]),
+        (REVIEW == "unreviewed") & np.isin(CAM, [1, 3]),
     ),
     "empty_list_matches_nothing": (SearchFilter(cameras=[]), np.zeros(N, bool)),
     "reversed_time_matches_nothing": (SearchFilter(time_from=5, time_to=1), np.zeros(N, bool)),
@@ -281,6 +292,46 @@ def test_set_payload_changes_identity_filter(fresh: Callable[..., VectorIndex]) 
     assert index.retrieve("c1", [IDS[12]])[0].payload == PAYLOADS[12]  # nothing half-applied
 
 
+def test_set_payloads_gives_each_point_its_own(fresh: Callable[..., VectorIndex]) -> None:
+    index = fresh()
+    fill(index, points=POINTS[:50])
+    index.set_payloads(
+        "c1",
+        {
+            IDS[0]: {"identity": 7, "review": "confirmed"},
+            IDS[1]: {"identity": 7, "review": "confirmed"},
+            IDS[2]: {"identity": None, "review": "rejected"},
+        },
+    )
+    got = {p.id: p.payload for p in index.retrieve("c1", IDS[:3])}
+    # (local mode drops a key set to None; the edge keeps it as null)
+    assert [(got[i].get("identity"), got[i]["review"]) for i in IDS[:3]] == [
+        (7, "confirmed"),
+        (7, "confirmed"),
+        (None, "rejected"),
+    ]
+    assert got[IDS[0]]["camera"] == PAYLOADS[0]["camera"]
+    assert index.count("c1", SearchFilter(review="confirmed", identity_ids=[7])) == 2
+    with pytest.raises(PointNotFound):
+        index.set_payloads("c1", {point_id("ghost"): {"review": "confirmed"}})
+
+
+def test_edge_adds_payload_indexes_an_older_collection_lacks(tmp_path: Path) -> None:
+    import qdrant_edge as qe
+
+    index = EdgeIndex(tmp_path / "edge")
+    fill(index, points=POINTS[:100])
+    _, shard, _ = index._open("c1")
+    shard.update(qe.UpdateOperation.delete_field_index("review"))  # as made before `review`
+    assert "review" not in shard.info().payload_schema
+    index.create_collection("c1", DIM)  # exists: only the missing index is added
+    assert "review" in shard.info().payload_schema and index.count("c1") == 100
+    assert index.count("c1", SearchFilter(review="rejected")) == 20
+    with pytest.raises(ValueError, match="review must be"):
+        SearchFilter(review="maybe")
+    index.close()
+
+
 def test_reopening_the_folder_gives_the_same_results(fresh: Callable[..., VectorIndex]) -> None:
     index = fresh(persistent=True)
     fill(index, points=POINTS[:150])
@@ -354,6 +405,9 @@ def test_bad_input_raises_documented_errors_and_keeps_data(
         index.upsert("c1", [good, IndexPoint(point_id("z"), VECS[0], {"camera": "3"})])
     with pytest.raises(ValueError, match="finite"):
         index.upsert("c1", [IndexPoint(point_id("z"), VECS[0], {"time": float("nan")})])
+    for bad_payload in ({"identity": ["3"]}, {"identity": "3"}, {"review": True}):
+        with pytest.raises(TypeError, match=next(iter(bad_payload))):
+            index.upsert("c1", [good, IndexPoint(point_id("z"), VECS[0], bad_payload)])
     unchanged()
     with pytest.raises(DimensionMismatch, match="16"):
         index.search("c1", np.ones(16))

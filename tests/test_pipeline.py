@@ -165,7 +165,8 @@ def test_ingest_image_indexes_one_sighting_and_is_idempotent(svc: Services) -> N
 def test_a_crash_after_the_upsert_leaves_nothing_half_done(
     svc: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aioreid.platform.pipeline.ingest import process_media, register_media
+    from aioreid.platform.pipeline.ingest import process_media
+    from aioreid.platform.pipeline.register import register_media
 
     media_id = register_media(svc, jpeg(person_image(102)), "p102.jpg")
     collection = svc.live_collection()
@@ -293,3 +294,32 @@ def test_dataset_import_keeps_cameras_and_identities(svc: Services, tiny_world: 
             if r.camera is not None
         }
     assert cams and all(c.startswith("market1501-cam") for c in cams)
+
+
+def test_cli_ingest_names_each_failed_file_and_counts_identical_bytes_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, one_torch_thread: None
+) -> None:
+    from platform_fixtures import make_services
+    from typer.testing import CliRunner
+
+    from aioreid.platform import cli_platform
+    from aioreid.platform.cli import app
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    data = jpeg(person_image(150))
+    (folder / "a.jpg").write_bytes(data)
+    (folder / "b-copy.jpg").write_bytes(data)
+    (folder / "c.jpg").write_bytes(jpeg(person_image(151)))
+    (folder / "d.mp4").write_bytes(b"not a video" * 50)
+    monkeypatch.setattr(cli_platform, "_services", lambda: make_services(tmp_path / "home", None))
+    result = CliRunner().invoke(app, ["ingest", str(folder), "--camera", "gate"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any("2 files ingested, 2 sightings, 1 skipped, 1 failed" in x for x in lines), lines
+    assert any(
+        line.strip().startswith(f"skipped: {folder / 'b-copy.jpg'}: identical to") for line in lines
+    ), result.output
+    failed = [line.strip() for line in lines if line.strip().startswith("failed:")]
+    assert len(failed) == 1 and failed[0].startswith(f"failed: {folder / 'd.mp4'}: "), failed
+    assert "aioreid-video" not in failed[0] and "media.mp4" not in failed[0]

@@ -237,6 +237,7 @@ def test_review_changes_during_the_reindex_survive_the_swap(world: World) -> Non
     # a writer that knows nothing about re-indexing (only the database changes)
     with svc.sessions.begin() as s:
         crud.assign(s, ids[3], late, provenance="analyst", actor="old-api")
+    review.confirm(ids[9], early, "ana")  # not stepped yet: its step reads the database
     run_reindex(svc, gen, batch=5)
     got = payloads(svc, svc.index.resolve_alias(svc.alias))
     assert {sid: got[sid].get("identity") for sid in [*ids[:4], ids[8]]} == {
@@ -248,6 +249,15 @@ def test_review_changes_during_the_reindex_survive_the_swap(world: World) -> Non
     }
     hits = top(svc, 8, identity_ids=[late]).hits
     assert {h.sighting_id for h in hits} == {ids[3], ids[8]}
+    # The review state travels with the identity (sighting and track points alike).
+    assert {sid: got[sid]["review"] for sid in ids} == {
+        **{sid: "unreviewed" for sid in ids},
+        **{sid: "confirmed" for sid in (ids[0], ids[2], ids[3], ids[8], ids[9])},
+        ids[1]: "rejected",
+    }
+    confirmed = top(svc, 8, review="confirmed").hits
+    assert {h.sighting_id for h in confirmed} == {ids[0], ids[2], ids[3], ids[8], ids[9]}
+    assert len(top(svc, 8, review="unreviewed").hits) == N - 6
 
 
 def test_refusals_and_bad_input_change_nothing(world: World) -> None:
@@ -338,9 +348,14 @@ def test_cli_status_and_start(world: World, ckpts: Checkpoints, monkeypatch) -> 
         assert bad.exit_code == 2 and "more than 0" in bad.output
         dry = runner.invoke(app, ["retention", "--days", "1", "--dry-run"])
         assert dry.exit_code == 0, dry.output
-        assert json.loads(dry.output)["media"] == N  # recorded 2024: all old, nothing deleted
+        report = json.loads(dry.output)
+        assert report["old_media"]["media"] == N  # recorded 2024: all old, nothing deleted
+        assert report["failed_media"]["media"] == 0
         status = runner.invoke(app, ["reindex", "status"])
         assert f"points {N}" in status.output
+        synced = runner.invoke(app, ["reindex", "sync-review"])
+        assert synced.exit_code == 0, synced.output
+        assert "0 sighting payloads updated" in synced.output  # nothing reviewed: in sync
     finally:
         get_settings.cache_clear()
     world.svc = Services.from_settings(make_settings(world.home, world.url), migrate=False)

@@ -187,3 +187,29 @@ def test_busy_media_wait_and_bad_cutoffs_are_refused(world: World) -> None:
     report = apply_retention(svc, CUTOFF, batch=1)
     assert report["busy_media_skipped"] == 1 and report["media"] == 3
     assert media_left(svc) == {world.old[0], *world.recent}
+
+
+def test_failed_uploads_leave_no_bytes_after_the_grace(world: World) -> None:
+    from aioreid.platform.pipeline.retention import remove_failed_media
+
+    svc = world.svc
+    bad = ingest_bytes(svc, b"\xff\xd8 not really a jpeg" * 1000, "broken.jpg", camera="cam")
+    assert bad.status == "failed"
+    with svc.sessions() as s:
+        key = s.scalar(sa.select(Media.object_key).where(Media.id == bad.media_id))
+    assert svc.store.exists(key)
+    media_before = _media_count(svc)
+    # Within the grace the failed media stays (the user may still retry it).
+    kept = remove_failed_media(svc, NOW - timedelta(hours=1))
+    assert kept["media"] == 0 and svc.store.exists(key)
+    dry = remove_failed_media(svc, datetime.now(timezone.utc), dry_run=True)
+    assert (dry["media"], dry["media_objects"]) == (1, 1) and svc.store.exists(key)
+    report = remove_failed_media(svc, datetime.now(timezone.utc))
+    assert (report["media"], report["media_objects"]) == (1, 1)
+    assert not svc.store.exists(key)
+    assert _media_count(svc) == media_before - 1  # media that gave sightings are untouched
+
+
+def _media_count(svc: Services) -> int:
+    with svc.sessions() as s:
+        return int(s.scalar(sa.select(sa.func.count()).select_from(Media)) or 0)

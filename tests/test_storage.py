@@ -484,3 +484,23 @@ def test_build_store_minio(clean_env: None, s3_endpoint: str) -> None:
     assert store.get_bytes(key) == b"hello"
     store.delete(key)
     assert "testing" not in repr(store)
+
+
+def test_put_stream_stores_a_file_object_and_refuses_one_over_the_limit(
+    store: ObjectStore,
+) -> None:
+    import io
+
+    from aioreid.platform.storage import ObjectTooLarge
+
+    data = os.urandom(3 * (1 << 20) + 17)  # more than one chunk
+    key, size = store.put_stream(io.BytesIO(data), kind="media", ext=".mp4")
+    assert size == len(data) and store.get_bytes(key) == data
+    assert (
+        key
+        == f"media/{hashlib.sha256(data).hexdigest()[:2]}/{hashlib.sha256(data).hexdigest()}.mp4"
+    )
+    other = os.urandom(2 << 20)
+    with pytest.raises(ObjectTooLarge, match="limit"):
+        store.put_stream(io.BytesIO(other), kind="media", source="big.bin", max_bytes=1 << 20)
+    assert not any(hashlib.sha256(other).hexdigest() in k for k in store.iter_keys("media/"))

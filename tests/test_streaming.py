@@ -13,7 +13,8 @@ from sqlalchemy import select
 from aioreid.platform.db.models import Media, Sighting, Track
 from aioreid.platform.pipeline import ingest
 from aioreid.platform.pipeline.frames import SamplingOptions
-from aioreid.platform.pipeline.ingest import IngestOptions, process_media, register_media
+from aioreid.platform.pipeline.ingest import IngestOptions, process_media
+from aioreid.platform.pipeline.register import register_media
 from aioreid.platform.services import Services
 
 OPTS = IngestOptions(
@@ -169,7 +170,7 @@ def test_duplicate_window_deliveries_neither_stall_nor_finish_a_video_early(
 def test_read_frame_seeks_to_exactly_the_frame_decoding_forward_gives(
     tmp_path: Path, clip: tuple
 ) -> None:
-    from aioreid.platform.pipeline.frames import VideoReader, read_frame
+    from aioreid.platform.pipeline.frames import MediaDecodeError, VideoReader, read_frame
 
     path = tmp_path / "hall.mp4"
     path.write_bytes(clip[0])
@@ -180,5 +181,5 @@ def test_read_frame_seeks_to_exactly_the_frame_decoding_forward_gives(
     for i in (0, 1, 57, 149):  # the start, and seeks deep into the clip
         got = read_frame(path, i)
         assert got.index == i and np.array_equal(got.image, frames[i].image)
-    with pytest.raises(ingest.MediaDecodeError, match="no frame 150"):
+    with pytest.raises(MediaDecodeError, match="no frame 150"):
         read_frame(path, 150)

@@ -247,3 +247,33 @@ def test_index_page_refuses_a_pointless_reindex_readably(console: None) -> None:
     assert any("Starting the re-index failed — 409" in e.value for e in at.error), [
         e.value for e in at.error
     ]
+
+
+def test_files_over_the_api_limits_are_left_out_by_name() -> None:
+    from aioreid.ui.format import within_limits
+
+    mb = 2**20
+    sizes = [("a.jpg", 1 * mb), ("huge.mp4", 30 * mb), ("b.jpg", 2 * mb), ("c.jpg", 1 * mb)]
+    keep, left_out = within_limits(sizes, max_upload_mb=20, max_files=2)
+    assert keep == [0, 2]
+    assert left_out[0].startswith("huge.mp4: 30.0 MB is over the 20 MB limit")
+    assert left_out[1].startswith("c.jpg: over 2 files")
+
+
+def test_the_console_upload_limit_is_the_api_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from aioreid.platform.cli import app
+    from aioreid.platform.config import get_settings
+
+    launched: list[list[str]] = []
+    monkeypatch.setattr(os, "execve", lambda exe, cmd, env: launched.append(cmd))
+    monkeypatch.setenv("AIOREID_API__MAX_UPLOAD_MB", "7.5")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["ui"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    cmd = launched[0]
+    assert cmd[cmd.index("--server.maxUploadSize") + 1] == "8"

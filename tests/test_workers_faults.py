@@ -20,6 +20,7 @@ import numpy as np
 import psutil
 import pytest
 import redis
+from brokers import require_redis
 from celery import Celery
 from celery.signals import task_retry
 from pg import require_postgres, temporary_postgres_database
@@ -31,7 +32,6 @@ from test_workers_ingest import (
     flush_redis,
     index_counts,
     job_view,
-    require_redis,
     sightings_of,
     tiny_checkpoint,
     wait_for,

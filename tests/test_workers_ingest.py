@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+from brokers import require_rabbitmq, require_redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_postrun, task_prerun
@@ -39,13 +40,6 @@ PIPELINE_QUEUES = ["ingest", "encode", "index"]
 
 
 # --- helpers (also used by test_workers_faults.py) ---------------------------------------------
-
-
-def require_redis(url: str) -> None:
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis not reachable at {url}: {exc}")
 
 
 def flush_redis(url: str) -> None:
@@ -344,13 +338,7 @@ def test_prefix_job_over_object_store_keys(stack: Stack, worker: Celery) -> None
 
 
 def test_rabbitmq_broker_runs_a_job(stack: Stack) -> None:
-    import kombu
-
-    try:
-        with kombu.Connection(RABBIT_URL, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1)
-    except Exception as exc:
-        pytest.skip(f"RabbitMQ not reachable: {exc}")
+    require_rabbitmq(RABBIT_URL)
     settings = stack.settings.model_copy(
         update={"broker": stack.settings.broker.model_copy(update={"broker_url": RABBIT_URL})}
     )

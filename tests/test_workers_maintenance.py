@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 import torch
+from brokers import require_redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.signals import task_prerun
@@ -48,10 +49,7 @@ class Stack:
 def stack(
     pg_url: str, tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None
 ) -> Iterator[Stack]:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        pytest.skip(f"Redis not reachable at {REDIS_URL}: {exc}")
+    require_redis(REDIS_URL)
     home = tmp_path_factory.mktemp("maintenance")
     ckpts = {}
     for seed, name in enumerate("ab"):
@@ -183,12 +181,16 @@ def test_retention_task_is_a_no_op_until_days_are_set(stack: Stack) -> None:
                     select(Sighting.point_id).join(Media).where(Media.original_name != "recent.jpg")
                 )
             )
+        svc.settings.broker.failed_media_days = None
         assert app.send_task(tasks_maintenance.RETENTION).get(timeout=30) is None
         with svc.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Media)) == before
 
         svc.settings.broker.retention_days = 30  # what AIOREID_BROKER__RETENTION_DAYS sets
+        svc.settings.broker.failed_media_days = 1.0
         report = app.send_task(tasks_maintenance.RETENTION).get(timeout=30)
+        assert report["failed_media"]["media"] == 0  # nothing failed here
+        report = report["old_media"]
         assert report["media"] == before - 1 and report["points"] >= len(old_points)
         with svc.sessions() as s:
             assert list(s.scalars(select(Media.original_name))) == ["recent.jpg"]

@@ -76,3 +76,20 @@ def sketch_png(rgba: np.ndarray | None) -> bytes | None:
         return None
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return buf.tobytes() if ok else None
+
+
+def within_limits(
+    sizes: list[tuple[str, int]], max_upload_mb: float, max_files: int
+) -> tuple[list[int], list[str]]:
+    """Which files of an upload to send: the indices that fit the API's limits (per-file MB,
+    files per request, in order), and a line per file left out saying why."""
+    limit = int(max_upload_mb * 2**20)
+    keep, left_out = [], []
+    for i, (name, size) in enumerate(sizes):
+        if size > limit:
+            left_out.append(f"{name}: {size / 2**20:.1f} MB is over the {max_upload_mb:g} MB limit")
+        elif len(keep) >= max_files:
+            left_out.append(f"{name}: over {max_files} files per upload; send it separately")
+        else:
+            keep.append(i)
+    return keep, left_out

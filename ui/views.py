@@ -17,6 +17,7 @@ from aioreid.ui.format import (
     job_progress,
     sketch_png,
     timeline_rows,
+    within_limits,
 )
 
 T = TypeVar("T")
@@ -375,6 +376,20 @@ def ingest_page() -> None:
             key="ing_det",
             help="crops: files already are person crops; background: static camera video",
         )
+        limits = run(c.limits, "Reading the upload limits")
+        if limits is not None:
+            st.caption(
+                f"Up to {limits.max_upload_mb:g} MB per file and "
+                f"{limits.max_files_per_request} files per upload."
+            )
+            keep, left_out = within_limits(
+                [(f.name, f.size) for f in files or []],
+                limits.max_upload_mb,
+                limits.max_files_per_request,
+            )
+            for line in left_out:
+                st.warning(f"Left out: {line}")
+            files = [files[i] for i in keep] if files else files
         if st.button("Start ingest job", disabled=not files, type="primary"):
             job = run(
                 lambda: c.upload_files(

@@ -194,9 +194,10 @@ def prepare_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
             media_ids = env.get("media_ids") or []
             todo = [ingest.MediaTask(**t) for t in env["continue"]]
         else:
-            tasks = stages.register_items(svc, env["items"], opts, env["job_id"])
-            media_ids = [t.media_id if t is not None else None for t in tasks]
-            todo = [t for t in tasks if t is not None]
+            registered = stages.register_items(svc, env["items"], opts, env["job_id"])
+            # A refused item has no media (None: counted failed); a skipped one is done.
+            media_ids = [None if r.media_id < 0 else r.media_id for r in registered]
+            todo = [r for r in registered if isinstance(r, ingest.MediaTask)]
         prepared = ingest.prepare(svc, todo, opts)
         return {**env, "media_ids": media_ids, "prepared": prepared}
 

@@ -26,7 +26,7 @@ from aioreid.platform.pipeline.reindex import (
     claim_driver,
     run_reindex,
 )
-from aioreid.platform.pipeline.retention import apply_retention
+from aioreid.platform.pipeline.retention import apply_retention, remove_failed_media
 from aioreid.platform.services import EncoderUnavailable
 from aioreid.platform.storage import StorageUnavailable
 from aioreid.workers.app import worker_services
@@ -101,12 +101,19 @@ def reindex_task(
 
 @shared_task(name=RETENTION, bind=True)
 def retention_task(self: Task) -> dict[str, Any] | None:
-    """Delete media older than ``broker.retention_days``; a no-op when that is unset."""
+    """Delete media older than ``broker.retention_days`` and failed uploads older than
+    ``broker.failed_media_days``; each is skipped when unset (None when both are)."""
     svc = worker_services()
-    days = svc.settings.broker.retention_days
-    if days is None:
-        return None
+    b = svc.settings.broker
+    now = datetime.now(timezone.utc)
+    out: dict[str, Any] = {}
     try:
-        return apply_retention(svc, datetime.now(timezone.utc) - timedelta(days=days))
+        if b.retention_days is not None:
+            out["old_media"] = apply_retention(svc, now - timedelta(days=b.retention_days))
+        if b.failed_media_days is not None:
+            out["failed_media"] = remove_failed_media(
+                svc, now - timedelta(days=b.failed_media_days)
+            )
     except _TRANSIENT as exc:
         raise _retry(self, exc) from exc
+    return out or None

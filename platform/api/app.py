@@ -7,21 +7,30 @@ not ready.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from starlette.types import Scope
 
 from aioreid.platform.api import (
     routes_admin,
     routes_ingest,
+    routes_keys,
     routes_review,
     routes_search,
     routes_tracks,
 )
+from aioreid.platform.api.schemas import KEYED_ERRORS
+from aioreid.platform.api.uploads import BodySizeLimit
 from aioreid.platform.config import Settings, get_settings
 from aioreid.platform.db import crud
+from aioreid.platform.db.enums import KeyRole
+from aioreid.platform.db.errors import AlreadyExistsError, InvalidValueError, NotFoundError
+from aioreid.platform.db.models import ApiKey
 from aioreid.platform.index import CollectionNotFound, DimensionMismatch
 from aioreid.platform.pipeline.reindex import ReindexRefused
 from aioreid.platform.pipeline.runner import InProcessRunner, JobRunner
@@ -30,6 +39,7 @@ from aioreid.platform.search.service import NotFound, QueryError
 from aioreid.platform.services import EncoderUnavailable, Services
 from aioreid.platform.storage import StorageUnavailable
 
+_log = logging.getLogger(__name__)
 _ERRORS: list[tuple[type[Exception], int]] = [
     (QueryError, 422),
     (DimensionMismatch, 422),
@@ -39,6 +49,10 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (ReindexRefused, status.HTTP_409_CONFLICT),
     (EncoderUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (StorageUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
+    # The metadata layer's own refusals, should one escape a route's validation.
+    (InvalidValueError, 422),
+    (NotFoundError, status.HTTP_404_NOT_FOUND),
+    (AlreadyExistsError, status.HTTP_409_CONFLICT),
 ]
 #: Last lines of defence for input no validator caught: a JSON body nested deeper than the
 #: parser's recursion limit, a number a database column cannot hold.
@@ -49,13 +63,36 @@ _INPUT_LIMITS: list[tuple[type[Exception], str]] = [
 
 
 def ensure_bootstrap_key(svc: Services) -> None:
-    """Store the configured bootstrap key (hashed) once, so a fresh stack can be used."""
+    """Store the configured bootstrap key (hashed, role admin) once, so a fresh stack can be
+    used and its admin can create everyone's keys.
+
+    It is named ``bootstrap``; when that name is held by an earlier bootstrap key (the setting
+    was changed), ``bootstrap-<first 8 hex of its hash>``. A bootstrap key an admin revoked
+    stays revoked: start-up goes on with a warning.
+    """
     key = svc.settings.api.bootstrap_api_key
     if key is None:
         return
+    plaintext = key.get_secret_value()
+    key_hash = crud.hash_api_key(plaintext)
     with svc.sessions.begin() as s:
-        if crud.verify_api_key(s, key.get_secret_value()) is None:
-            crud.create_api_key(s, "bootstrap", plaintext=key.get_secret_value())
+        row = s.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+        if row is None:
+            name = "bootstrap"
+            if crud.api_key_by_name(s, name) is not None:
+                name = f"bootstrap-{key_hash[:8]}"
+            try:
+                crud.create_api_key(s, name, role=KeyRole.ADMIN, plaintext=plaintext)
+            except AlreadyExistsError:  # another API process stored it at the same moment
+                row = s.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
+                if row is None:
+                    raise
+        if row is not None and row.revoked_at is not None:
+            _log.warning(
+                "the configured bootstrap API key (id %s, %s) is revoked; it stays refused",
+                row.id,
+                row.name,
+            )
 
 
 def create_app(
@@ -90,13 +127,39 @@ def create_app(
 
         runner = CeleryRunner(svc)
     app.state.runner = runner or InProcessRunner(svc)
+    app.add_middleware(BodySizeLimit, limit_for=_body_limits(svc.settings))
     for exc_type, code in _ERRORS:
         app.add_exception_handler(exc_type, _handler(code))
     for exc_type, message in _INPUT_LIMITS:
         app.add_exception_handler(exc_type, _fixed(message))
-    for module in (routes_search, routes_review, routes_tracks, routes_ingest, routes_admin):
-        app.include_router(module.router)
+    for module in (
+        routes_search,
+        routes_review,
+        routes_tracks,
+        routes_ingest,
+        routes_admin,
+        routes_keys,
+    ):
+        # Every route behind a key may answer 401, 403 and 422: documented once, here. The
+        # admin router's health and signed-link routes need no key; its routes document theirs.
+        keyed = module is not routes_admin
+        app.include_router(module.router, responses=KEYED_ERRORS if keyed else None)
     return app
+
+
+def _body_limits(settings: Settings):  # type: ignore[no-untyped-def]
+    """Request body limits: an upload request may carry ``max_request_mb``; any other body
+    (JSON, or a search's query images: at most three) stays small."""
+    api = settings.api
+
+    def limit_for(scope: Scope) -> int | None:
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            return None
+        if scope["path"] == "/v1/ingest":
+            return int(api.max_request_mb * 2**20)
+        return int((3 * api.max_upload_mb + 1) * 2**20)
+
+    return limit_for
 
 
 def _fixed(message: str):  # type: ignore[no-untyped-def]

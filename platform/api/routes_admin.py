@@ -7,14 +7,16 @@ import threading
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from sqlalchemy import func, select, text
 
-from aioreid.platform.api.deps import Caller, get_services, require_key
+from aioreid.platform.api.deps import Caller, get_services, require_role
 from aioreid.platform.api.schemas import (
+    KEYED_ERRORS,
     CameraOut,
     EncoderVersionOut,
     GenerationOut,
     GenerationProgress,
     ReindexStarted,
     StatsOut,
+    error_responses,
 )
 from aioreid.platform.db.models import (
     Camera,
@@ -29,6 +31,7 @@ from aioreid.platform.services import Services
 from aioreid.platform.storage import ObjectNotFound, StorageError, verify_signature
 from aioreid.platform.storage.base import guess_content_type
 
+# Health and signed links need no key; every other route here documents KEYED_ERRORS itself.
 router = APIRouter(tags=["admin"])
 
 
@@ -56,8 +59,10 @@ def health(svc: Services = Depends(get_services)) -> dict[str, str]:
     return checks
 
 
-@router.get("/v1/stats", response_model=StatsOut)
-def stats(svc: Services = Depends(get_services), caller: Caller = Depends(require_key)) -> StatsOut:
+@router.get("/v1/stats", response_model=StatsOut, responses=KEYED_ERRORS)
+def stats(
+    svc: Services = Depends(get_services), caller: Caller = Depends(require_role("analyst"))
+) -> StatsOut:
     live = svc.index.resolve_alias(svc.alias)
     with svc.sessions() as s:
 
@@ -100,9 +105,9 @@ def _points(svc: Services, collection: str) -> int:
         return 0
 
 
-@router.get("/v1/cameras", response_model=list[CameraOut])
+@router.get("/v1/cameras", response_model=list[CameraOut], responses=KEYED_ERRORS)
 def cameras(
-    svc: Services = Depends(get_services), caller: Caller = Depends(require_key)
+    svc: Services = Depends(get_services), caller: Caller = Depends(require_role("analyst"))
 ) -> list[CameraOut]:
     with svc.sessions() as s:
         return [
@@ -111,7 +116,7 @@ def cameras(
         ]
 
 
-@router.get("/v1/objects/{key:path}")
+@router.get("/v1/objects/{key:path}", responses=error_responses(403, 404, 422))
 def get_object(
     key: str,
     expires: int = Query(...),
@@ -133,9 +138,14 @@ def get_object(
     )
 
 
-@router.post("/v1/index/reindex", response_model=ReindexStarted, status_code=202)
+@router.post(
+    "/v1/index/reindex",
+    response_model=ReindexStarted,
+    status_code=202,
+    responses={**KEYED_ERRORS, **error_responses(409, 503)},
+)
 def start_reindex_route(
-    svc: Services = Depends(get_services), caller: Caller = Depends(require_key)
+    svc: Services = Depends(get_services), caller: Caller = Depends(require_role("operator"))
 ) -> ReindexStarted:
     """Re-embed every sighting with the configured encoder into a new collection; search
     keeps using the live one until the atomic swap at the end."""
@@ -153,9 +163,11 @@ def start_reindex_route(
     return ReindexStarted(generation_id=gen_id, version=svc.encoder.version)
 
 
-@router.get("/v1/index/generations", response_model=list[GenerationProgress])
+@router.get(
+    "/v1/index/generations", response_model=list[GenerationProgress], responses=KEYED_ERRORS
+)
 def generation_progress(
-    svc: Services = Depends(get_services), caller: Caller = Depends(require_key)
+    svc: Services = Depends(get_services), caller: Caller = Depends(require_role("analyst"))
 ) -> list[GenerationProgress]:
     from aioreid.platform.pipeline import reindex
 

@@ -20,7 +20,7 @@ from fastapi import (
 from fastapi import Path as PathParam  # pathlib's Path is used for server folders here
 from sqlalchemy import func, select
 
-from aioreid.platform.api.deps import Caller, get_services, require_key
+from aioreid.platform.api.deps import Caller, get_services, require_role
 from aioreid.platform.api.schemas import (
     MAX_ID,
     MAX_SMALL_ID,
@@ -29,8 +29,10 @@ from aioreid.platform.api.schemas import (
     JobFailureOut,
     JobList,
     JobOut,
+    UploadLimits,
+    error_responses,
 )
-from aioreid.platform.api.uploads import read_upload
+from aioreid.platform.api.uploads import stage_upload
 from aioreid.platform.db import crud
 from aioreid.platform.db.models import IngestJob, JobFailure
 from aioreid.platform.pipeline.datasets import dataset_items
@@ -39,7 +41,6 @@ from aioreid.platform.pipeline.ingest import IngestOptions
 from aioreid.platform.services import Services
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
-MAX_FILES = 1000
 
 
 def _start(request: Request, svc: Services, kind: str, source: str, actor: str, items, opts) -> int:  # type: ignore[no-untyped-def]
@@ -69,6 +70,7 @@ async def _known_upload_fields(request: Request) -> None:
     response_model=JobCreated,
     status_code=status.HTTP_202_ACCEPTED,
     dependencies=[Depends(_known_upload_fields)],
+    responses=error_responses(400, 413),
 )
 def ingest_upload(
     request: Request,
@@ -78,23 +80,25 @@ def ingest_upload(
     detector: Literal["crops", "background", "hog"] = Form(default="crops"),
     start_time: datetime | None = Form(default=None),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("operator")),
 ) -> JobCreated:
-    """Upload files and start an ingest job over them."""
-    if len(files) > MAX_FILES:
-        raise HTTPException(413, f"at most {MAX_FILES} files per request")
-    limit = int(svc.settings.api.max_upload_mb * 1024 * 1024)
-    items = [
-        {
-            # An empty file fails alone, by name, in the job; the rest of the batch ingests.
-            "data": read_upload(f, limit, field=f.filename or "file", allow_empty=True),
-            "name": f.filename or "upload.jpg",
-            "camera": camera,
-            "modality": modality,
-            "start_time": start_time,
-        }
-        for f in files
-    ]
+    """Upload files and start an ingest job over them. Each file is streamed into the object
+    store; a file that cannot be media (unknown type, empty, over the per-file limit) fails
+    alone in the job, by name, and the rest ingest."""
+    api = svc.settings.api
+    if len(files) > api.max_files_per_request:
+        raise HTTPException(
+            413, f"{len(files)} files: at most {api.max_files_per_request} per request"
+        )
+    limit = int(api.max_upload_mb * 2**20)
+    staged = [stage_upload(svc.store, f, limit) for f in files]
+    if all("refused" in item for item in staged):  # no job would have anything to do
+        code = 413 if all("limit" in item["refused"] for item in staged) else 422
+        raise HTTPException(
+            code, "; ".join(f"{item['name']}: {item['refused']}" for item in staged)
+        )
+    fields = {"camera": camera, "modality": modality, "start_time": start_time}
+    items = [item | fields for item in staged]
     job_id = _start(
         request,
         svc,
@@ -107,22 +111,70 @@ def ingest_upload(
     return JobCreated(job_id=job_id, status="queued")
 
 
-def _allowed(svc: Services, path: Path) -> bool:
-    roots = svc.settings.api.ingest_roots or [Path.cwd()]
-    real = path.resolve()
-    return any(real.is_relative_to(Path(r).resolve()) for r in roots)
+@router.get("/limits", response_model=UploadLimits)
+def limits(
+    svc: Services = Depends(get_services), caller: Caller = Depends(require_role("analyst"))
+) -> UploadLimits:
+    """What an upload may hold (the console checks files against these before sending)."""
+    api = svc.settings.api
+    return UploadLimits(
+        max_upload_mb=api.max_upload_mb,
+        max_files_per_request=api.max_files_per_request,
+        max_request_mb=api.max_request_mb,
+    )
 
 
-@router.post("/ingest/folder", response_model=JobCreated, status_code=status.HTTP_202_ACCEPTED)
+def _roots(svc: Services) -> list[Path]:
+    """The folders this API may read, resolved; 403 when none is configured."""
+    roots = [Path(r).resolve() for r in svc.settings.api.ingest_roots]
+    if not roots:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "folder ingest through the API is off: no folders are allowed "
+            "(set AIOREID_API__INGEST_ROOTS)",
+        )
+    return roots
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` with every symlink resolved lies in an allowed root."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name the OS refuses
+        return False
+    return any(real.is_relative_to(r) for r in roots)
+
+
+def _confined(items: list[dict], roots: list[Path]) -> list[dict]:
+    """Items whose file resolves outside the allowed roots (a symlink pointing out) are
+    refused by name instead of read."""
+    return [
+        item
+        if "path" not in item or _inside(Path(item["path"]), roots)
+        else {
+            "name": str(item["path"]),
+            "refused": "a link to a file outside the folders this API may read",
+        }
+        for item in items
+    ]
+
+
+@router.post(
+    "/ingest/folder",
+    response_model=JobCreated,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(400, 404),
+)
 def ingest_folder(
     request: Request,
     body: FolderIngestRequest,
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("operator")),
 ) -> JobCreated:
     """Ingest a server-side folder: a known dataset layout, or every image/video in it."""
     root = Path(body.path)
-    if not _allowed(svc, root):
+    roots = _roots(svc)
+    if not _inside(root, roots):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, f"{body.path} is outside the folders this API may read"
         )
@@ -150,6 +202,7 @@ def ingest_folder(
             for p in files
         ]
         opts = IngestOptions(detector=body.detector)
+    items = _confined(items, roots)
     job_id = _start(request, svc, "folder", str(root), caller.actor, items, opts)
     return JobCreated(job_id=job_id, status="queued")
 
@@ -172,11 +225,11 @@ def _job_out(job: IngestJob, failures: list[JobFailure] | None = None) -> JobOut
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut)
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=error_responses(404))
 def job(
     job_id: int = PathParam(ge=1, le=MAX_SMALL_ID),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> JobOut:
     with svc.sessions() as s:
         row = s.get(IngestJob, job_id)
@@ -191,7 +244,7 @@ def jobs(
     offset: int = Query(default=0, ge=0, le=MAX_ID),
     limit: int = Query(default=20, ge=1, le=200),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> JobList:
     with svc.sessions() as s:
         total = s.scalar(select(func.count()).select_from(IngestJob)) or 0

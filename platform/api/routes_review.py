@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from sqlalchemy import func, select
 
-from aioreid.platform.api.deps import Caller, get_services, require_key
+from aioreid.platform.api.deps import Caller, get_services, require_role
 from aioreid.platform.api.routes_tracks import sighting_offset_s
 from aioreid.platform.api.schemas import (
     MAX_ID,
@@ -19,73 +19,87 @@ from aioreid.platform.api.schemas import (
     MergeRequest,
     SightingOut,
     SplitRequest,
+    error_responses,
 )
 from aioreid.platform.db.models import Assignment, Identity, Sighting
 from aioreid.platform.search.review import ReviewService
 from aioreid.platform.services import Services
 
 router = APIRouter(prefix="/v1", tags=["review"])
+#: A review action names sightings and identities that must exist and be in a state that allows
+#: it (409 otherwise); it updates the index, which may be unavailable.
+_ACTION_ERRORS = error_responses(400, 404, 409, 503)
 
 
-@router.post("/review/confirm", response_model=Ack)
+@router.post("/review/confirm", response_model=Ack, responses=_ACTION_ERRORS)
 def confirm(
     body: ConfirmRequest,
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
     """The sighting is this identity."""
-    ReviewService(svc).confirm(body.sighting_id, body.identity_id, caller.actor, body.note)
+    ReviewService(svc).confirm(
+        body.sighting_id, body.identity_id, caller.actor, body.note, key_id=caller.key_id
+    )
     return Ack(identity_id=body.identity_id)
 
 
-@router.post("/review/reject", response_model=Ack)
+@router.post("/review/reject", response_model=Ack, responses=_ACTION_ERRORS)
 def reject(
     body: ConfirmRequest,
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
     """The sighting is not this identity; it leaves the identity and its searches."""
-    ReviewService(svc).reject(body.sighting_id, body.identity_id, caller.actor, body.note)
+    ReviewService(svc).reject(
+        body.sighting_id, body.identity_id, caller.actor, body.note, key_id=caller.key_id
+    )
     return Ack(identity_id=body.identity_id)
 
 
-@router.post("/review/assign", response_model=Ack)
+@router.post("/review/assign", response_model=Ack, responses=_ACTION_ERRORS)
 def assign(
     body: AssignRequest,
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
     """Put a sighting on an identity (a new one when ``identity_id`` is null)."""
-    ident = ReviewService(svc).assign(body.sighting_id, body.identity_id, caller.actor, body.label)
+    ident = ReviewService(svc).assign(
+        body.sighting_id, body.identity_id, caller.actor, body.label, key_id=caller.key_id
+    )
     return Ack(identity_id=ident)
 
 
-@router.post("/identities/merge", response_model=Ack)
+@router.post("/identities/merge", response_model=Ack, responses=_ACTION_ERRORS)
 def merge(
     body: MergeRequest,
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
-    moved = ReviewService(svc).merge(body.target_id, body.source_ids, caller.actor)
+    moved = ReviewService(svc).merge(
+        body.target_id, body.source_ids, caller.actor, key_id=caller.key_id
+    )
     return Ack(identity_id=body.target_id, moved=moved)
 
 
-@router.post("/identities/{identity_id}/split", response_model=Ack)
+@router.post("/identities/{identity_id}/split", response_model=Ack, responses=_ACTION_ERRORS)
 def split(
     body: SplitRequest,
     identity_id: int = Path(ge=1, le=MAX_SMALL_ID),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
-    new = ReviewService(svc).split(identity_id, body.sighting_ids, caller.actor, body.label)
+    new = ReviewService(svc).split(
+        identity_id, body.sighting_ids, caller.actor, body.label, key_id=caller.key_id
+    )
     return Ack(identity_id=new, moved=len(set(body.sighting_ids)))
 
 
-@router.get("/identities/{identity_id}", response_model=IdentityOut)
+@router.get("/identities/{identity_id}", response_model=IdentityOut, responses=error_responses(404))
 def identity(
     identity_id: int = Path(ge=1, le=MAX_SMALL_ID),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> IdentityOut:
     return IdentityOut.model_validate(ReviewService(svc).identity(identity_id))
 
@@ -95,7 +109,7 @@ def identities(
     offset: int = Query(default=0, ge=0, le=MAX_ID),
     limit: int = Query(default=50, ge=1, le=500),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> IdentityList:
     """Identities that were not merged away, with their sighting counts, newest first."""
     with svc.sessions() as s:
@@ -119,11 +133,11 @@ def identities(
     return IdentityList(items=items, offset=offset, limit=limit, total=total)
 
 
-@router.get("/sightings/{sighting_id}", response_model=SightingOut)
+@router.get("/sightings/{sighting_id}", response_model=SightingOut, responses=error_responses(404))
 def sighting(
     sighting_id: int = Path(ge=1, le=MAX_ID),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> SightingOut:
     """One sighting: its crop, its track, and a signed link into its source media."""
     with svc.sessions() as s:

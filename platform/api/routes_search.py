@@ -8,8 +8,14 @@ from typing import cast, get_args
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, UploadFile
 from pydantic import ValidationError
 
-from aioreid.platform.api.deps import Caller, get_services, require_key
-from aioreid.platform.api.schemas import MAX_ID, MAX_SMALL_ID, SimilarRequest, known_keys
+from aioreid.platform.api.deps import Caller, get_services, require_role
+from aioreid.platform.api.schemas import (
+    MAX_ID,
+    MAX_SMALL_ID,
+    SimilarRequest,
+    error_responses,
+    known_keys,
+)
 from aioreid.platform.api.uploads import read_upload
 from aioreid.platform.search.schemas import (
     Level,
@@ -51,7 +57,7 @@ def _level(raw: str) -> Level:
     return cast(Level, value)
 
 
-@router.post("/search", response_model=SearchResponse)
+@router.post("/search", response_model=SearchResponse, responses=error_responses(400, 413, 503))
 def search(
     text: str | None = Form(default=None, description="a description of the person"),
     rgb: UploadFile | None = File(default=None, description="an RGB photo"),
@@ -68,7 +74,7 @@ def search(
         description="track: one hit per person track; sighting: one hit per crop",
     ),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> SearchResponse:
     """Search with any combination of an RGB image, an IR image, a sketch and a text."""
     chosen = _level(level)  # before reading uploads: a typo fails fast
@@ -95,12 +101,16 @@ def search(
     return SearchService(svc).search(parts, _filters(filters), options)
 
 
-@router.post("/sightings/{sighting_id}/similar", response_model=SearchResponse)
+@router.post(
+    "/sightings/{sighting_id}/similar",
+    response_model=SearchResponse,
+    responses=error_responses(400, 404, 503),
+)
 def find_similar(
     sighting_id: int = Path(ge=1, le=MAX_ID),
     body: SimilarRequest | None = None,
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> SearchResponse:
     """Sightings that look like a stored one."""
     body = body or SimilarRequest()

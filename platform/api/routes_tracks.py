@@ -19,7 +19,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from sqlalchemy import ColumnElement, func, select
 
-from aioreid.platform.api.deps import Caller, get_services, require_key
+from aioreid.platform.api.deps import Caller, get_services, require_role
 from aioreid.platform.api.schemas import (
     MAX_ID,
     MAX_SMALL_ID,
@@ -27,6 +27,7 @@ from aioreid.platform.api.schemas import (
     TrackOut,
     TrackSighting,
     TrackSummary,
+    error_responses,
 )
 from aioreid.platform.db import crud
 from aioreid.platform.db.models import Camera, Media, Sighting, Track
@@ -42,7 +43,9 @@ BOX_THICKNESS = 2
 JPEG_QUALITY = 92
 
 _JPEG_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"image/jpeg": {}}, "description": "the frame as a JPEG"}
+    200: {"content": {"image/jpeg": {}}, "description": "the frame as a JPEG"},
+    # 409: the source media is no longer stored; 503: the object store is not answering
+    **error_responses(404, 409, 503),
 }
 
 
@@ -134,7 +137,7 @@ def tracks(
     offset: int = Query(default=0, ge=0, le=MAX_ID),
     limit: int = Query(default=50, ge=1, le=500),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> TrackList:
     """Person tracks, ordered by start time then id, with a total for paging."""
     time_from, time_to = _utc(time_from), _utc(time_to)
@@ -173,11 +176,11 @@ def _track_sighting(svc: Services, row: Sighting, media: Media) -> TrackSighting
     )
 
 
-@router.get("/tracks/{track_id}", response_model=TrackOut)
+@router.get("/tracks/{track_id}", response_model=TrackOut, responses=error_responses(404))
 def track(
     track_id: int = Path(ge=1, le=MAX_ID),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> TrackOut:
     """One track: its boxes, its crops, and a signed link into its source clip."""
     with svc.sessions() as s:
@@ -282,7 +285,7 @@ def sighting_frame(
     sighting_id: int = Path(ge=1, le=MAX_ID),
     box: bool = Query(default=True, description="outline the sighting's box"),
     svc: Services = Depends(get_services),
-    caller: Caller = Depends(require_key),
+    caller: Caller = Depends(require_role("analyst")),
 ) -> Response:
     """The full source frame of a sighting (JPEG), with its box drawn unless ``box=false``."""
     src = _frame_source(svc, sighting_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -13,6 +13,45 @@ from aioreid.platform.search.schemas import BigId, SearchFilters, SearchOptions,
 MAX_ID = 2**63 - 1
 #: The largest id a 32-bit key (cameras, media) holds.
 MAX_SMALL_ID = 2**31 - 1
+
+
+class ErrorItem(BaseModel):
+    """One invalid field: where (``loc``, e.g. ``["body", "sighting_id"]``) and why."""
+
+    model_config = ConfigDict(extra="allow")  # FastAPI adds type, input and ctx
+
+    loc: list[str | int]
+    msg: str
+
+
+class ErrorOut(BaseModel):
+    """The body of every 4xx and 5xx answer."""
+
+    detail: str | list[ErrorItem] = Field(
+        description="what went wrong, in words, or one item per invalid field"
+    )
+
+
+_ERROR_WORDS = {
+    400: "the body is not valid JSON",
+    401: "no API key, or an unknown or revoked one",
+    403: "the key's role does not allow this route",
+    404: "an id in the request does not exist",
+    409: "the request conflicts with the current state; detail says how",
+    413: "the request body or an uploaded file is over its size limit",
+    422: "a parameter or body field is invalid; detail names it",
+    503: "the encoder, the index or the object store is not available",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting ``codes`` with the :class:`ErrorOut` body."""
+    return {code: {"model": ErrorOut, "description": _ERROR_WORDS[code]} for code in codes}
+
+
+#: What every route behind an API key may answer besides its own errors (FastAPI's default 422
+#: documents only validation lists; the routes' own 422s carry a sentence).
+KEYED_ERRORS = error_responses(401, 403, 422)
 
 
 def known_keys(model: type[BaseModel], data: object) -> object:
@@ -50,10 +89,20 @@ class ConfirmRequest(BaseModel):
     note: str = Field(default="", max_length=2000)
 
 
+def _label_with_text(label: str | None) -> str | None:
+    # An identity's label is a name or nothing: "" or spaces would be a 500 from the database
+    # layer, which refuses blank labels.
+    if label is not None and not label.strip():
+        raise ValueError("label must hold some text, or be left out")
+    return label
+
+
 class AssignRequest(BaseModel):
     sighting_id: BigId
     identity_id: SmallId | None = Field(default=None, description="None: a new identity")
-    label: str | None = Field(default=None, max_length=200)
+    label: str | None = Field(default=None, min_length=1, max_length=200)
+
+    _label = field_validator("label")(_label_with_text)
 
 
 class MergeRequest(BaseModel):
@@ -63,11 +112,18 @@ class MergeRequest(BaseModel):
 
 class SplitRequest(BaseModel):
     sighting_ids: list[BigId] = Field(min_length=1)
-    label: str | None = Field(default=None, max_length=200)
+    label: str | None = Field(default=None, min_length=1, max_length=200)
+
+    _label = field_validator("label")(_label_with_text)
 
 
 class FolderIngestRequest(BaseModel):
-    path: str = Field(description="a folder on the server, under one of the allowed roots")
+    path: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=r"^[^\x00]*$",  # a NUL byte is no path any filesystem accepts
+        description="a folder on the server, under one of the allowed roots",
+    )
     dataset: str | None = Field(
         default=None, description="a known dataset layout (market1501, sysu_mm01...) or None"
     )
@@ -275,3 +331,44 @@ class TrackList(BaseModel):
     offset: int
     limit: int
     total: int
+
+
+class UploadLimits(BaseModel):
+    """Upload limits of this API (from its settings)."""
+
+    max_upload_mb: float = Field(description="largest file per upload")
+    max_files_per_request: int
+    max_request_mb: float = Field(description="largest upload request body")
+
+
+KeyRoleName = Literal["analyst", "operator", "admin"]
+
+
+class KeyOut(BaseModel):
+    """An API key as admins see it: never its secret nor its hash, only the prefix."""
+
+    id: int
+    name: str
+    prefix: str = Field(description="the key's first 8 characters, to tell keys apart")
+    role: KeyRoleName
+    created_at: datetime
+    rotated_at: datetime | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="the secret: shown this once, only its hash is stored")
+
+
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1, max_length=128, description="who uses the key; unique, not all digits"
+    )
+    role: KeyRoleName = Field(
+        default="analyst",
+        description="analyst: search, review, reading; operator: + ingest and re-index; "
+        "admin: + key management",
+    )

@@ -15,9 +15,9 @@ import math
 import re
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +28,7 @@ from aioreid.platform.db.enums import (
     Decision,
     GenerationStatus,
     JobStatus,
+    KeyRole,
     MediaKind,
     MediaStatus,
     Modality,
@@ -414,6 +415,57 @@ def active_identity_of(session: Session, sighting_id: int) -> Identity | None:
 # --- reviews and audit -----------------------------------------------------------------------
 
 
+class ReviewState(NamedTuple):
+    """A sighting's identity and review state as search reports and filters them; the field
+    names are the index payload keys they are mirrored to."""
+
+    identity: int | None
+    review: str
+
+
+def review_states(session: Session, sighting_ids: Iterable[int]) -> dict[int, ReviewState]:
+    """Each sighting's active identity and review state: ``confirmed`` when an analyst put it
+    on that identity (confirm, assign, merge, split), ``rejected`` when an analyst rejected that
+    identity (or, with none assigned, any identity), else ``unreviewed`` (matcher and import
+    assignments await review). Ids without rows read as unassigned and unreviewed."""
+    ids = sorted(set(sighting_ids))
+    if not ids:
+        return {}
+    active = {
+        a.sighting_id: a
+        for a in session.scalars(
+            sa.select(Assignment).where(
+                Assignment.sighting_id.in_(ids), Assignment.active.is_(True)
+            )
+        )
+    }
+    rejected: dict[int, set[int | None]] = {}
+    for sid, ident in session.execute(
+        sa.select(ReviewDecision.sighting_id, ReviewDecision.identity_id).where(
+            ReviewDecision.sighting_id.in_(ids), ReviewDecision.decision == Decision.REJECT
+        )
+    ):
+        rejected.setdefault(sid, set()).add(ident)
+    return {sid: _review_state(active.get(sid), rejected.get(sid, set())) for sid in ids}
+
+
+def _review_state(active: Assignment | None, rejected: set[int | None]) -> ReviewState:
+    ident = active.identity_id if active is not None else None
+    if active is not None and active.provenance == Provenance.ANALYST:
+        return ReviewState(ident, "confirmed")
+    if rejected and (ident is None or ident in rejected):
+        return ReviewState(ident, "rejected")
+    return ReviewState(ident, "unreviewed")
+
+
+def track_review(states: Iterable[str]) -> str:
+    """A track's review state from its sightings': the strongest analyst decision on any of
+    them, ``confirmed`` over ``rejected`` over ``unreviewed``. An analyst who acted on any crop
+    of a track has looked at that person, so the track leaves the ``unreviewed`` queue."""
+    found = set(states)
+    return next((s for s in ("confirmed", "rejected") if s in found), "unreviewed")
+
+
 def record_decision(
     session: Session,
     *,
@@ -446,13 +498,18 @@ def record_audit(
     entity: str,
     entity_id: int | str | None = None,
     details: dict[str, Any] | None = None,
+    key_id: int | None = None,
 ) -> AuditEvent:
+    """An audit event; ``key_id`` is the API key that caused it (None outside the API)."""
+    if key_id is not None and (not isinstance(key_id, int) or isinstance(key_id, bool)):
+        raise InvalidValueError(f"key_id must be an integer or None; got {key_id!r}")
     row = AuditEvent(
         actor=_req(actor, "actor", 128),
         action=_req(action, "action", 64),
         entity=_req(entity, "entity", 64),
         entity_id=None if entity_id is None else _req(str(entity_id), "entity_id", 64),
         details=_json(details, "details"),
+        key_id=key_id,
     )
     return _flushed(session, row)
 
@@ -650,25 +707,82 @@ def hash_api_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
 
 
+def _key_name(name: Any) -> str:
+    """A key name: the actor its key's actions are recorded under, and how the CLI finds it
+    (so it is never all digits, which would read as an id)."""
+    name = _req(name, "key name", 128)
+    if name != name.strip() or any(not c.isprintable() for c in name):
+        raise InvalidValueError(
+            f"a key name must be printable with no leading or trailing spaces; got {name!r}"
+        )
+    if name.isdigit():
+        raise InvalidValueError(f"a key name cannot be all digits (it would read as an id): {name}")
+    return name
+
+
+def _new_secret(plaintext: str | None) -> str:
+    if plaintext is None:
+        return API_KEY_PREFIX + secrets.token_urlsafe(32)
+    if not isinstance(plaintext, str) or len(plaintext) < 16:
+        raise InvalidValueError("an API key must be a string of at least 16 characters")
+    return plaintext
+
+
+def _key_taken(session: Session, key_hash: str, plaintext: str) -> AlreadyExistsError:
+    taken = session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == key_hash))
+    state = "revoked" if taken is not None and taken.revoked_at is not None else "active"
+    return AlreadyExistsError(
+        f"that key is already registered ({state}, prefix {plaintext[:8]!r})",
+        taken.id if taken is not None else None,
+    )
+
+
+def api_key_by_name(session: Session, name: str) -> ApiKey | None:
+    return session.scalar(sa.select(ApiKey).where(ApiKey.name == name))
+
+
 def create_api_key(
-    session: Session, name: str, *, plaintext: str | None = None
+    session: Session,
+    name: str,
+    *,
+    role: KeyRole | str = KeyRole.ANALYST,
+    plaintext: str | None = None,
 ) -> tuple[str, ApiKey]:
     """A new key: returns the plaintext (shown once, never stored) and the row, which keeps
-    only its SHA-256 and first 8 characters. ``plaintext`` imports a given key (bootstrap)."""
-    name = _req(name, "key name", 128)
-    if plaintext is None:
-        plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    elif not isinstance(plaintext, str) or len(plaintext) < 16:
-        raise InvalidValueError("an API key must be a string of at least 16 characters")
-    row = ApiKey(name=name, prefix=plaintext[:8], key_hash=hash_api_key(plaintext))
+    only its SHA-256 and first 8 characters. ``plaintext`` imports a given key (bootstrap).
+
+    ``role`` defaults to the least one (analyst); names are unique, revoked keys included, so
+    a name always means one key in the audit trail.
+    """
+    name = _key_name(name)
+    role = _enum(KeyRole, role, "role")
+    plaintext = _new_secret(plaintext)
+    row = ApiKey(name=name, role=role, prefix=plaintext[:8], key_hash=hash_api_key(plaintext))
     if _insert_in_savepoint(session, row) is not None:
-        taken = session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == row.key_hash))
-        state = "revoked" if taken is not None and taken.revoked_at is not None else "active"
-        raise AlreadyExistsError(
-            f"that key is already registered ({state}, prefix {plaintext[:8]!r})",
-            taken.id if taken is not None else None,
-        )
+        named = api_key_by_name(session, name)
+        if named is not None and named.key_hash != row.key_hash:
+            raise AlreadyExistsError(f"an API key named {name!r} exists (id {named.id})", named.id)
+        raise _key_taken(session, row.key_hash, plaintext)
     return plaintext, row
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(sa.select(ApiKey).order_by(ApiKey.id)))
+
+
+def rotate_api_key(session: Session, key_id: int, *, plaintext: str | None = None) -> str:
+    """A new secret for the key (same id, name and role); the old one stops working now.
+    Returns the new plaintext. A revoked key stays revoked: create a new one instead."""
+    row = _get(session, ApiKey, key_id, lock=True)
+    if row.revoked_at is not None:
+        raise InvalidValueError(f"API key {row.id} ({row.name}) is revoked; create a new one")
+    plaintext = _new_secret(plaintext)
+    key_hash = hash_api_key(plaintext)
+    if session.scalar(sa.select(ApiKey.id).where(ApiKey.key_hash == key_hash)) is not None:
+        raise _key_taken(session, key_hash, plaintext)
+    row.prefix, row.key_hash, row.rotated_at = plaintext[:8], key_hash, utcnow()
+    session.flush()
+    return plaintext
 
 
 def verify_api_key(session: Session, plaintext: Any) -> ApiKey | None:

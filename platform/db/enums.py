@@ -77,3 +77,17 @@ class GenerationStatus(_StrEnum):
     LIVE = "live"
     RETIRED = "retired"
     FAILED = "failed"
+
+
+class KeyRole(_StrEnum):
+    """What an API key may do. Roles are cumulative, in this order: an operator can do all an
+    analyst can, an admin all an operator can."""
+
+    ANALYST = "analyst"  # search, review, and reading tracks, identities, cameras, stats, jobs
+    OPERATOR = "operator"  # + ingest (uploads, server folders) and re-indexing
+    ADMIN = "admin"  # + API-key management (and retention, where it is exposed)
+
+    def allows(self, needed: KeyRole | str) -> bool:
+        """Whether a key with this role may do what ``needed`` may."""
+        order = list(KeyRole)
+        return order.index(self) >= order.index(KeyRole(needed))

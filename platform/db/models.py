@@ -18,6 +18,7 @@ from aioreid.platform.db.enums import (
     Decision,
     GenerationStatus,
     JobStatus,
+    KeyRole,
     MediaKind,
     MediaStatus,
     Modality,
@@ -316,6 +317,11 @@ class AuditEvent(Base):
     entity: Mapped[str] = mapped_column(sa.String(64))
     entity_id: Mapped[str | None] = mapped_column(sa.String(64))
     details: Mapped[dict[str, Any] | None]
+    # The API key that caused the event (None: the CLI, workers, retention). Keys are revoked,
+    # never deleted, so the link holds; SET NULL only guards a manual clean-up.
+    key_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[dt.datetime] = _created()
 
 
@@ -380,14 +386,22 @@ sa.Index(
 
 
 class ApiKey(Base):
-    """An API key; only its SHA-256 is stored, ``prefix`` is shown to tell keys apart."""
+    """An API key; only its SHA-256 is stored, ``prefix`` is shown to tell keys apart.
+
+    ``name`` is unique and is the actor recorded on what the key does; rotating a key replaces
+    its secret in place (same id, name and role), so audit events keep pointing at one key.
+    """
 
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(sa.String(128))
+    name: Mapped[str] = mapped_column(sa.String(128), unique=True)
+    role: Mapped[KeyRole] = mapped_column(
+        str_enum(KeyRole, "key_role"), default=KeyRole.ANALYST, server_default="analyst"
+    )
     prefix: Mapped[str] = mapped_column(sa.String(8))
     key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     created_at: Mapped[dt.datetime] = _created()
+    rotated_at: Mapped[dt.datetime | None]
     last_used_at: Mapped[dt.datetime | None]
     revoked_at: Mapped[dt.datetime | None]

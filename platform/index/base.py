@@ -2,15 +2,17 @@
 
 Points are person sightings: a unit-length float32 vector (COSINE) plus a payload with the
 fields filters read: ``camera`` (int), ``time`` (float unix seconds), ``modality`` (str),
-``media`` (int), ``sighting`` (int), ``identity`` (int | None) and ``attributes``
-(str -> str). There is one collection per encoder version (:meth:`collection_for_version`);
-searches go through an alias so a re-index can be swapped in with one :meth:`set_alias`.
+``media`` (int), ``sighting`` (int), ``identity`` (int | None), ``review`` (str: the
+analyst review state) and ``attributes`` (str -> str). There is one collection per encoder
+version (:meth:`collection_for_version`); searches go through an alias so a re-index can be
+swapped in with one :meth:`set_alias`.
 """
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,8 @@ from .naming import check_name, collection_name
 from .validation import as_vector
 
 _ATTR_KEY_BAD = set(".[]\"'")
+#: The ``review`` payload values an analyst decision sets; anything else is unreviewed.
+REVIEWED = ("confirmed", "rejected")
 
 
 @dataclass
@@ -85,10 +89,16 @@ class SearchFilter:
     #: Which points: ``sighting`` (one per representative crop), ``track`` (one pooled point
     #: per track) or None for both.
     level: str | None = None
+    #: Analyst review state: ``confirmed``, ``rejected``, ``unreviewed`` or None for any.
+    review: str | None = None
 
     def __post_init__(self) -> None:
         if self.level not in (None, "sighting", "track"):
             raise ValueError(f"level must be 'sighting' or 'track', got {self.level!r}")
+        if self.review not in (None, "unreviewed", *REVIEWED):
+            raise ValueError(
+                f"review must be 'confirmed', 'rejected' or 'unreviewed', got {self.review!r}"
+            )
         for name in (
             "cameras",
             "identity_ids",
@@ -147,6 +157,13 @@ class SearchFilter:
             must.append(AnyOf("level", ("track",)))
         elif self.level == "sighting":
             must_not.append(AnyOf("level", ("track",)))
+        # Points written before the review state reached the payload carry no ``review``, so
+        # "unreviewed" is "not marked reviewed" (`aioreid reindex sync-review` marks the old
+        # points analysts had reviewed).
+        if self.review == "unreviewed":
+            must_not.append(AnyOf("review", REVIEWED))
+        elif self.review is not None:
+            must.append(AnyOf("review", (self.review,)))
         if self.exclude_sighting_ids:
             # A track point lists its sightings under ``sightings``: excluding a sighting
             # excludes its track too.
@@ -198,8 +215,9 @@ class VectorIndex(ABC):
     # -- collections and aliases -------------------------------------------------------------
     @abstractmethod
     def create_collection(self, name: str, dim: int, *, quantization: bool = False) -> None:
-        """Create ``name`` for ``dim``-dim cosine vectors with payload indexes; a no-op when it
-        exists with that dim (quantization is fixed at creation), DimensionMismatch otherwise."""
+        """Create ``name`` for ``dim``-dim cosine vectors with payload indexes. When it exists
+        with that dim only the payload indexes it lacks are added (a collection made by an older
+        release; quantization is fixed at creation), DimensionMismatch otherwise."""
 
     @abstractmethod
     def list_collections(self) -> list[str]: ...
@@ -286,6 +304,16 @@ class VectorIndex(ABC):
         """Merge ``payload`` into the top level of each point's payload (a nested dict such as
         ``attributes`` is replaced whole). PointNotFound, with nothing changed, if an id is
         missing."""
+
+    def set_payloads(self, target: str, payloads: Mapping[str, dict[str, Any]]) -> None:
+        """:meth:`set_payload` for many points that each get their own payload, in one call
+        per distinct payload (a review touches many points with few distinct values)."""
+        groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        for point, payload in payloads.items():
+            key = json.dumps(payload, sort_keys=True)
+            groups.setdefault(key, (payload, []))[1].append(point)
+        for payload, points in groups.values():
+            self.set_payload(target, points, payload)
 
     @abstractmethod
     def scroll(

@@ -52,6 +52,7 @@ PAYLOAD_SCHEMA: dict[str, Any] = {
     "time": qe.PayloadSchemaType.Float,
     "modality": qe.PayloadSchemaType.Keyword,
     "level": qe.PayloadSchemaType.Keyword,
+    "review": qe.PayloadSchemaType.Keyword,
     "media": _LOOKUP,
     "sighting": _LOOKUP,
     "sightings": _LOOKUP,
@@ -75,6 +76,16 @@ def _condition(clause: Any) -> qe.FieldCondition:
     if isinstance(clause, AnyOf):
         return qe.FieldCondition(key=clause.key, match=qe.MatchAny(list(clause.values)))
     return qe.FieldCondition(key=clause.key, range=qe.RangeFloat(gte=clause.gte, lte=clause.lte))
+
+
+def _index_payload(shard: qe.EdgeShard) -> None:
+    """Create the payload indexes of :data:`PAYLOAD_SCHEMA` that ``shard`` lacks."""
+    have = shard.info().payload_schema
+    missing = [field for field in PAYLOAD_SCHEMA if field not in have]
+    for field in missing:
+        shard.update(qe.UpdateOperation.create_field_index(field, PAYLOAD_SCHEMA[field]))
+    if missing:
+        shard.flush()
 
 
 @dataclass(frozen=True)
@@ -186,15 +197,16 @@ class EdgeIndex(VectorIndex):
                 existing = _read_meta(self._folder(name) / _META).dim
                 if existing != dim:
                     raise DimensionMismatch(existing, dim, name)
+                # A collection made before a payload field was indexed gains its index here
+                # (the server backend re-creates its indexes the same way).
+                _index_payload(self._open(name)[1])
                 return
             folder = self._folder(name)
             if folder.exists():  # leftover of an interrupted create: it never held data
                 shutil.rmtree(folder)
             shard = qe.EdgeShard.create(str(folder / "shard"), self._config(dim, quantization))
             try:
-                for field, schema in PAYLOAD_SCHEMA.items():
-                    shard.update(qe.UpdateOperation.create_field_index(field, schema))
-                shard.flush()
+                _index_payload(shard)
                 meta = {"format": _FORMAT, "dim": dim, "distance": "cosine"}
                 write_json_atomic(folder / _META, {**meta, "quantization": quantization})
             except BaseException:

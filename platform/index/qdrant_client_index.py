@@ -29,6 +29,7 @@ PAYLOAD_SCHEMA: dict[str, models.PayloadSchemaType] = {
     "time": models.PayloadSchemaType.FLOAT,
     "modality": models.PayloadSchemaType.KEYWORD,
     "level": models.PayloadSchemaType.KEYWORD,
+    "review": models.PayloadSchemaType.KEYWORD,
     "media": models.PayloadSchemaType.INTEGER,
     "sighting": models.PayloadSchemaType.INTEGER,
     "sightings": models.PayloadSchemaType.INTEGER,

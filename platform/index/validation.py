@@ -54,8 +54,12 @@ def clean_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
     for key in _INT_FIELDS:
         if key in out and not _is_int(out[key]):
             raise TypeError(f"payload[{key!r}] must be an int, got {out[key]!r}")
-    if "identity" in out and out["identity"] is not None and not _is_int(out["identity"]):
-        raise TypeError(f"payload['identity'] must be an int or None, got {out['identity']!r}")
+    if "identity" in out and not _is_identity(out["identity"]):
+        raise TypeError(
+            f"payload['identity'] must be an int, a list of int or None, got {out['identity']!r}"
+        )
+    if "review" in out and not isinstance(out["review"], str):
+        raise TypeError(f"payload['review'] must be a str, got {out['review']!r}")
     if "time" in out and (
         isinstance(out["time"], bool) or not isinstance(out["time"], (int, float))
     ):
@@ -71,6 +75,13 @@ def clean_payload(payload: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_identity(value: Any) -> bool:
+    """None, an int, or (a track point whose sightings review split) a list of ints."""
+    if isinstance(value, list):
+        return all(_is_int(v) for v in value)
+    return value is None or _is_int(value)
 
 
 def _json_value(value: Any, path: str) -> Any:

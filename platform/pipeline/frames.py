@@ -89,7 +89,9 @@ class VideoReader:
         self.path, self.options = path, options
         self._cap = cv2.VideoCapture(str(path))
         if not self._cap.isOpened():
-            raise MediaDecodeError(f"not a readable video: {path.name}")
+            # Messages leave the file name out: the reader may be reading a temporary copy or a
+            # content-addressed object; whoever reports the failure names the user's file.
+            raise MediaDecodeError("not a readable video")
         fps = self._cap.get(cv2.CAP_PROP_FPS) or 0.0
         self.width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -150,7 +152,7 @@ class VideoReader:
                 self.kept += 1
                 out.append(Frame(index, index / self.fps, rgb))
         if self.finished and self.next_index == 0:
-            raise MediaDecodeError(f"video has no decodable frames: {self.path.name}")
+            raise MediaDecodeError("the video has no decodable frames")
         return out
 
     def close(self) -> None:

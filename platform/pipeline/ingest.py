@@ -26,7 +26,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -38,17 +38,25 @@ from sqlalchemy import select
 
 from aioreid.encoder.inference import Encoder, EncoderInputError
 from aioreid.platform.db import crud
-from aioreid.platform.db.models import Assignment, IngestJob, JobFailure, Media, Sighting, Track
+from aioreid.platform.db.models import Media, Sighting, Track
 from aioreid.platform.index import IndexPoint, point_id
 from aioreid.platform.pipeline.crops import CropPolicy
 from aioreid.platform.pipeline.detect import Detector, build_detector
 from aioreid.platform.pipeline.failures import is_permanent, is_transient, reason, with_retries
 from aioreid.platform.pipeline.frames import (
-    MediaDecodeError,
     SamplingOptions,
     VideoReader,
     decode_image_frame,
-    media_kind,
+)
+from aioreid.platform.pipeline.register import (
+    MAX_MEDIA_BYTES,
+    IngestError,
+    MediaResult,
+    MediaTask,
+    StageInputError,
+    item_label,
+    record_failure,
+    register_item,
 )
 from aioreid.platform.pipeline.tracking import TrackerOptions
 from aioreid.platform.pipeline.windows import (
@@ -62,16 +70,6 @@ from aioreid.platform.services import Services
 from aioreid.platform.storage import ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
-
-MAX_MEDIA_BYTES = 2 * 1024**3
-
-
-class IngestError(ValueError):
-    """Media refused before it is stored (too large, unknown type, empty)."""
-
-
-class StageInputError(ValueError):
-    """A step was handed data it cannot use (a malformed message, not a bad media file)."""
 
 
 @dataclass(frozen=True)
@@ -96,78 +94,10 @@ class IngestOptions:
             )
 
 
-@dataclass
-class MediaResult:
-    media_id: int
-    status: str
-    sightings: int = 0
-    error: str | None = None
-    skipped: bool = False
-    tracks: int = 0
-
-
-@dataclass(frozen=True)
-class MediaTask:
-    """One registered media to process, with what a dataset import knows about it."""
-
-    media_id: int
-    source_label: str | None = None
-    attributes: dict[str, str] | None = None
-
-
 def _utc(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
-# --- registration ------------------------------------------------------------------------------
-
-
-def register_media(
-    svc: Services,
-    data: bytes,
-    name: str,
-    *,
-    camera: str | None = None,
-    modality: str = "rgb",
-    start_time: datetime | None = None,
-    job_id: int | None = None,
-    max_bytes: int = MAX_MEDIA_BYTES,
-) -> int:
-    """Store the bytes and create (or find) the media row; returns its id.
-
-    The same bytes registered twice give the same media (a failed one is reset to pending).
-    """
-    if not data:
-        raise IngestError(f"{name}: empty file")
-    if len(data) > max_bytes:
-        raise IngestError(f"{name}: {len(data)} bytes is over the {max_bytes}-byte limit")
-    kind = media_kind(name)
-    ext = Path(name).suffix.lower()
-    key = svc.store.put_bytes(data, kind="media", ext=ext)
-    sha = key.rsplit("/", 1)[-1].removesuffix(ext)
-    with svc.sessions.begin() as s:
-        existing = crud.get_media_by_sha(s, sha)
-        if existing is not None:
-            if existing.status == "failed":
-                existing.status, existing.error = "pending", None
-            if job_id is not None:
-                existing.job_id = job_id
-            return existing.id
-        cam = crud.get_or_create_camera(s, camera, modality=modality) if camera else None
-        media = crud.create_media(
-            s,
-            sha256=sha,
-            kind=kind,
-            object_key=key,
-            original_name=Path(name).name,
-            size_bytes=len(data),
-            camera_id=cam.id if cam else None,
-            start_time=_utc(start_time),
-            job_id=job_id,
-        )
-        return media.id
 
 
 # --- failures ----------------------------------------------------------------------------------
@@ -189,19 +119,6 @@ def fail_media(svc: Services, media_id: int, exc: BaseException | str) -> MediaR
         job_id = media.job_id
     record_failure(svc, job_id, name, text)
     return MediaResult(media_id, "failed", error=text)
-
-
-def record_failure(svc: Services, job_id: int | None, item: str, why: str) -> None:
-    """Add a job failure row unless this item already has one (steps may run twice)."""
-    if job_id is None:
-        return
-    item = str(item)[:1024]
-    with svc.sessions.begin() as s:
-        seen = s.scalar(
-            select(JobFailure.id).where(JobFailure.job_id == job_id, JobFailure.item == item)
-        )
-        if seen is None and s.get(IngestJob, job_id) is not None:
-            crud.add_job_failure(s, job_id, item, why)
 
 
 # --- step 1: prepare ---------------------------------------------------------------------------
@@ -372,8 +289,13 @@ def _prepare_one(svc: Services, snap: dict[str, Any], opts: IngestOptions) -> di
     work |= {"window": window, "previous_checkpoint": snap["progress"].get("checkpoint")}
     if snap["kind"] == "image":
         frame = decode_image_frame(svc.store.get_bytes(snap["key"]))
-        tracks = image_tracks(frame, detector, opts.crops)
         h, w = frame.image.shape[:2]
+        if h < opts.crops.min_height or w < opts.crops.min_width:
+            raise IngestError(
+                f"the image is {w}x{h} px, too small to hold a person "
+                f"(a crop needs at least {opts.crops.min_width}x{opts.crops.min_height})"
+            )
+        tracks = image_tracks(frame, detector, opts.crops)
         work |= {"final": True, "checkpoint": None, "info": {"width": w, "height": h}}
         return work | {"tracks": _track_dicts(svc, snap["sha"], tracks)}
     video = _open_video(svc, snap, opts)
@@ -535,14 +457,17 @@ def pool(vectors: np.ndarray) -> np.ndarray:
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
-def sighting_payload(row: Sighting, identity_id: int | None) -> dict:
-    """The index payload of a sighting (what search filters on without the database)."""
+def sighting_payload(row: Sighting, identity_id: int | None, *, review: str = "unreviewed") -> dict:
+    """The index payload of a sighting (what search filters on without the database). A fresh
+    sighting is ``unreviewed`` (an import label is no analyst decision); re-index passes the
+    state :func:`crud.review_states` reads."""
     payload: dict = {
         "sighting": row.id,
         "media": row.media_id,
         "camera": row.camera_id if row.camera_id is not None else -1,
         "modality": str(row.modality),
         "identity": identity_id,
+        "review": review,
         "attributes": row.attributes or {},
     }
     if row.track_id is not None:
@@ -557,10 +482,13 @@ def track_payload(
     identity_id: int | list[int] | None,
     attributes: dict | None,
     sighting_ids: list[int],
+    *,
+    review: str = "unreviewed",
 ) -> dict:
     """The index payload of a track's pooled point (``level`` tells it from sightings). Its
     ``sightings`` list holds the track's sightings, so excluding a sighting (rejected in
-    review, the query itself) excludes its track too."""
+    review, the query itself) excludes its track too; ``review`` is its sightings' combined
+    state (:func:`crud.track_review`)."""
     payload: dict = {
         "level": "track",
         "track": row.id,
@@ -569,6 +497,7 @@ def track_payload(
         "camera": row.camera_id if row.camera_id is not None else -1,
         "modality": str(row.modality),
         "identity": identity_id,
+        "review": review,
         "attributes": attributes or {},
         "frames": row.frames,
     }
@@ -588,7 +517,7 @@ def track_points(svc: Services, collection: str, track_ids: Sequence[int]) -> li
     with svc.sessions() as s:
         tracks = list(s.scalars(select(Track).where(Track.id.in_(ids))))
         members = crud.sightings_by_track(s, ids)
-        identities = _identities_by_track(s, ids)
+        reviews = _track_reviews(s, members)
         s.expunge_all()
     points = [r.point_id for mine in members.values() for r in mine]
     found = {p.id: p.vector for p in svc.index.retrieve(collection, points, with_vectors=True)}
@@ -597,9 +526,10 @@ def track_points(svc: Services, collection: str, track_ids: Sequence[int]) -> li
         mine = members.get(t.id, [])
         if not mine or any(r.point_id not in found for r in mine):
             continue
-        identity = identities.get(t.id)
+        identity, review = reviews[t.id]
         vecs = np.stack([np.asarray(found[r.point_id], np.float32) for r in mine])
-        payload = track_payload(t, identity, mine[0].attributes, [r.id for r in mine])
+        sighting_ids = [r.id for r in mine]
+        payload = track_payload(t, identity, mine[0].attributes, sighting_ids, review=review)
         out.append(IndexPoint(t.point_id, pool(vecs), payload))
     return out
 
@@ -614,25 +544,25 @@ def track_identity(identities: set[int | None]) -> int | list[int] | None:
     return known[0] if len(known) == 1 else known
 
 
-def _identities_by_track(s: Any, track_ids: Sequence[int]) -> dict[int, int | list[int] | None]:
-    """Each track's ``identity`` payload (:func:`track_identity`) from its sightings' active
-    assignments."""
-    rows = s.execute(
-        select(Sighting.track_id, Assignment.identity_id)
-        .outerjoin(
-            Assignment, (Assignment.sighting_id == Sighting.id) & Assignment.active.is_(True)
+def _track_reviews(
+    s: Any, members: dict[int, list[Sighting]]
+) -> dict[int, tuple[int | list[int] | None, str]]:
+    """Each track's ``identity`` (:func:`track_identity`) and ``review``
+    (:func:`crud.track_review`) payload from its sightings' (``members``) review states."""
+    states = crud.review_states(s, (r.id for mine in members.values() for r in mine))
+    return {
+        track_id: (
+            track_identity({states[r.id].identity for r in mine}),
+            crud.track_review(states[r.id].review for r in mine),
         )
-        .where(Sighting.track_id.in_(list(track_ids)))
-    ).all()
-    idents: dict[int, set[int | None]] = {}
-    for track_id, identity_id in rows:
-        idents.setdefault(track_id, set()).add(identity_id)
-    return {t: track_identity(found) for t, found in idents.items()}
+        for track_id, mine in members.items()
+    }
 
 
-def sync_track_identities(svc: Services, collection: str, sighting_points: Sequence[str]) -> int:
-    """Re-derive the ``identity`` payload of the tracks these sighting points belong to, in
-    ``collection`` (points it does not hold are skipped); returns how many were written."""
+def sync_track_reviews(svc: Services, collection: str, sighting_points: Sequence[str]) -> int:
+    """Re-derive the ``identity`` and ``review`` payload of the tracks these sighting points
+    belong to, in ``collection`` (points it does not hold are skipped); returns how many were
+    written."""
     if not sighting_points:
         return 0
     with svc.sessions() as s:
@@ -645,7 +575,7 @@ def sync_track_identities(svc: Services, collection: str, sighting_points: Seque
         )
         if not track_ids:
             return 0
-        identities = _identities_by_track(s, sorted(track_ids))
+        reviews = _track_reviews(s, crud.sightings_by_track(s, sorted(track_ids)))
         points = {
             tid: pid
             for tid, pid in s.execute(
@@ -653,16 +583,20 @@ def sync_track_identities(svc: Services, collection: str, sighting_points: Seque
             )
         }
     held = {p.id for p in svc.index.retrieve(collection, list(points.values()))}
-    by_payload: dict[object, list[str]] = {}
-    for track_id, point in points.items():
-        if point in held:
-            value = identities.get(track_id)
-            key = tuple(value) if isinstance(value, list) else value
-            by_payload.setdefault(key, []).append(point)
-    for key, pts in by_payload.items():
-        value = list(key) if isinstance(key, tuple) else key
-        svc.index.set_payload(collection, pts, {"identity": value})
-    return sum(len(p) for p in by_payload.values())
+    payloads = {
+        point: {"identity": reviews[tid][0], "review": reviews[tid][1]}
+        for tid, point in points.items()
+        if point in held and tid in reviews
+    }
+    svc.index.set_payloads(collection, payloads)
+    return len(payloads)
+
+
+def write_reviews(svc: Services, collection: str, states: Mapping[str, crud.ReviewState]) -> None:
+    """Write sighting points' review payloads (point id -> state) into ``collection``, then
+    their tracks' (a track's state is derived from its sightings')."""
+    svc.index.set_payloads(collection, {point: st._asdict() for point, st in states.items()})
+    sync_track_reviews(svc, collection, list(states))
 
 
 @dataclass
@@ -892,86 +826,53 @@ def process_media(
 
 
 def ingest_bytes(
-    svc: Services,
-    data: bytes,
-    name: str,
-    *,
-    camera: str | None = None,
-    modality: str = "rgb",
-    start_time: datetime | None = None,
-    options: IngestOptions | None = None,
-    job_id: int | None = None,
-    source_label: str | None = None,
-    attributes: dict[str, str] | None = None,
+    svc: Services, data: bytes, name: str, *, options: IngestOptions | None = None, **fields: Any
 ) -> MediaResult:
-    """Register and process one file's bytes; refused files come back as ``failed``."""
+    """Register and process one file's bytes; refused files come back as ``failed``.
+    ``fields``: ``camera``, ``modality``, ``start_time``, ``source_label``, ``attributes``
+    as in :func:`ingest_many`, and ``job_id``."""
+    return _ingest_one(svc, {"data": data, "name": name}, options, **fields)
+
+
+def ingest_file(
+    svc: Services, path: str | Path, *, options: IngestOptions | None = None, **fields: Any
+) -> MediaResult:
+    """:func:`ingest_bytes` on a file, streamed into the store."""
+    return _ingest_one(svc, {"path": Path(path)}, options, **fields)
+
+
+def _ingest_one(
+    svc: Services,
+    item: dict[str, Any],
+    options: IngestOptions | None,
+    job_id: int | None = None,
+    **fields: Any,
+) -> MediaResult:
     opts = options or IngestOptions()
-    try:
-        media_id = register_media(
-            svc,
-            data,
-            name,
-            camera=camera,
-            modality=modality,
-            start_time=start_time,
-            job_id=job_id,
-            max_bytes=opts.max_bytes,
-        )
-    except (IngestError, MediaDecodeError, StorageError) as exc:
-        if is_transient(exc):
-            raise
-        return _refused(svc, job_id, name, exc)
-    return process_media(svc, media_id, opts, source_label=source_label, attributes=attributes)
+    item |= {k: v for k, v in fields.items() if v is not None}
+    out = register_item(svc, item, opts.max_bytes, job_id)
+    if isinstance(out, MediaResult):
+        return out
+    result = process_batch(svc, [out], opts)[0]
+    result.name = item_label(item)
+    return result
 
 
-def _refused(svc: Services, job_id: int | None, item: str, exc: Exception) -> MediaResult:
-    why = reason(exc, Path(item).name)
-    record_failure(svc, job_id, item, why)
-    return MediaResult(-1, "failed", error=why)
-
-
-def _read_path(path: Path, max_bytes: int) -> bytes:
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise IngestError(f"{path.name}: {size} bytes is over the {max_bytes}-byte limit")
-    return path.read_bytes()
-
-
-def ingest_file(svc: Services, path: str | Path, **kwargs: Any) -> MediaResult:
-    """:func:`ingest_bytes` on a file; an unreadable or oversized file is a ``failed`` result."""
-    path = Path(path)
-    opts = kwargs.get("options") or IngestOptions()
-    try:
-        data = _read_path(path, opts.max_bytes)
-    except (OSError, IngestError) as exc:
-        return _refused(svc, kwargs.get("job_id"), str(path), exc)
-    return ingest_bytes(svc, data, path.name, **kwargs)
-
-
-def _register_item(
-    svc: Services, item: dict, options: IngestOptions, job_id: int | None
-) -> MediaTask | MediaResult:
-    """Store one item and create its media row, or the failed result saying why not."""
-    item = dict(item)
-    label, attrs = item.pop("source_label", None), item.pop("attributes", None)
-    if "data" in item:
-        data, name = item.pop("data"), item.pop("name")
-    else:
-        path = Path(item.pop("path"))
-        name = str(path)
-        try:
-            data = _read_path(path, options.max_bytes)
-        except (OSError, IngestError) as exc:
-            return _refused(svc, job_id, name, exc)
-    try:
-        media_id = register_media(
-            svc, data, name, job_id=job_id, max_bytes=options.max_bytes, **item
-        )
-    except (IngestError, MediaDecodeError, StorageError) as exc:
-        if is_transient(exc):
-            raise
-        return _refused(svc, job_id, name, exc)
-    return MediaTask(media_id, label, attrs)
+def once_per_media(
+    registered: list[MediaTask | MediaResult], names: list[str]
+) -> list[MediaTask | MediaResult]:
+    """Identical bytes twice in one batch are one media: the later items are skipped, with a
+    note, so the media is processed once and its sightings counted once."""
+    first: dict[int, str] = {}
+    out: list[MediaTask | MediaResult] = []
+    for r, name in zip(registered, names, strict=True):
+        if isinstance(r, MediaTask) and r.media_id in first:
+            note = f"identical to {first[r.media_id]} in the same batch"
+            r = MediaResult(r.media_id, "done", skipped=True, name=name, note=note)
+        elif isinstance(r, MediaTask):
+            first[r.media_id] = name
+        out.append(r)
+    return out
 
 
 def ingest_many(
@@ -987,7 +888,8 @@ def ingest_many(
 ) -> tuple[int, list[MediaResult]]:
     """Ingest ``items`` as one job, ``options.batch_media`` media per encoder pass.
 
-    Items are keyword dicts: a ``path`` or ``data`` + ``name``, and optionally ``camera``,
+    Items are keyword dicts: a ``path``, a stored ``key`` or ``data``, a ``name``, and
+    optionally ``camera``,
     ``modality``, ``start_time``, ``source_label``, ``attributes``. Returns the job id and
     the per-item results; progress and failures are kept on the job (a new one unless
     ``job_id`` names an existing job).
@@ -1009,10 +911,15 @@ def ingest_many(
     step = max(1, opts.batch_media)
     for start in range(0, len(items), step):
         chunk = items[start : start + step]
-        registered = [_register_item(svc, item, opts, job_id) for item in chunk]
+        names = [item_label(item) for item in chunk]
+        registered = once_per_media(
+            [register_item(svc, item, opts.max_bytes, job_id) for item in chunk], names
+        )
         tasks = [r for r in registered if isinstance(r, MediaTask)]
         done = iter(process_batch(svc, tasks, opts))
         chunk_results = [r if isinstance(r, MediaResult) else next(done) for r in registered]
+        for r, name in zip(chunk_results, names, strict=True):
+            r.name = r.name or name
         results.extend(chunk_results)
         with svc.sessions.begin() as s:
             crud.update_job_progress(

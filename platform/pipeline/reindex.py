@@ -9,32 +9,34 @@ generation's cursor (the last sighting id done), so an interrupted re-index resu
 stopped; steps are idempotent (the point id of a sighting never changes), so a crash between an
 upsert and the cursor update only repeats work.
 
-Identities (the ``identity`` payload) come from the database at step time. Review changes made
-while a generation builds reach it three ways: the review service mirrors them into building
-collections too; each step re-reads the identities of its batch after upserting, closing the
-gap between its read and its write; and after the swap, every sighting whose assignment or
-review decisions changed since the generation started is compared with the new collection and
-fixed. Sightings ingested during the re-index have ids past the cursor and are picked up by
-later steps, by the catch-up before the swap, or by the catch-up after it; one that an ingest
-still wrote to the old collection after that is repaired by :func:`catch_up_live` (the beat).
+Review payloads (``identity`` and the ``review`` state) come from the database at step time.
+Review changes made while a generation builds reach it three ways: the review service mirrors
+them into building collections too; each step re-reads the review states of its batch after
+upserting, closing the gap between its read and its write; and after the swap, every sighting
+whose assignment or review decisions changed since the generation started is compared with the
+new collection and fixed. :func:`backfill_reviews` writes the review state into a collection
+indexed before the payload carried it.
+
+Sightings ingested during the re-index have ids past the cursor and are picked up by later
+steps, by the catch-up before the swap, or by the catch-up after it; one that an ingest still
+wrote to the old collection after that is repaired by :func:`catch_up_live` (the beat).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
 from aioreid.encoder.inference import Encoder, EncoderInputError
 from aioreid.platform.db import crud
-from aioreid.platform.db.enums import GenerationStatus
+from aioreid.platform.db.enums import GenerationStatus, Provenance
 from aioreid.platform.db.errors import AlreadyExistsError
 from aioreid.platform.db.models import (
     Assignment,
@@ -44,11 +46,7 @@ from aioreid.platform.db.models import (
     Sighting,
 )
 from aioreid.platform.index import IndexPoint, SearchFilter
-from aioreid.platform.pipeline.ingest import (
-    sighting_payload,
-    sync_track_identities,
-    track_points,
-)
+from aioreid.platform.pipeline.ingest import sighting_payload, track_points, write_reviews
 from aioreid.platform.services import Services
 from aioreid.platform.storage import ObjectNotFound
 
@@ -180,18 +178,6 @@ def start_reindex(svc: Services, encoder: Encoder) -> int:
 # --- steps ---------------------------------------------------------------------------------
 
 
-def _identities(s: Session, sighting_ids: Iterable[int]) -> dict[int, int]:
-    ids = list(sighting_ids)
-    if not ids:
-        return {}
-    rows = s.execute(
-        sa.select(Assignment.sighting_id, Assignment.identity_id).where(
-            Assignment.sighting_id.in_(ids), Assignment.active.is_(True)
-        )
-    )
-    return {sid: ident for sid, ident in rows}
-
-
 def _embed(encoder: Encoder, items: list[tuple[Sighting, bytes]]) -> dict[int, np.ndarray]:
     """One batched pass per modality; a batch with an unreadable crop is retried one by one."""
     by_modality: dict[str, list[tuple[Sighting, bytes]]] = {}
@@ -228,7 +214,7 @@ def _step(svc: Services, gen: _Gen, batch: int, *, only_missing: bool) -> int:
                 .limit(batch)
             )
         )
-        identities = _identities(s, (r.id for r in rows))
+        states = crud.review_states(s, (r.id for r in rows))
         s.expunge_all()
     if not rows:
         return 0
@@ -246,14 +232,15 @@ def _step(svc: Services, gen: _Gen, batch: int, *, only_missing: bool) -> int:
             missing.append(row.id)
     vectors = _embed(encoder, items)
     missing += [row.id for row, _ in items if row.id not in vectors]
+    written = {row.point_id: states[row.id] for row, _ in items if row.id in vectors}
     points = [
-        IndexPoint(row.point_id, vectors[row.id], sighting_payload(row, identities.get(row.id)))
+        IndexPoint(row.point_id, vectors[row.id], _payload(row, states[row.id]))
         for row, _ in items
         if row.id in vectors
     ]
     if points:
         svc.index.upsert(gen.collection, points)
-        _settle(svc, gen.collection, {p.id: p.payload["identity"] for p in points}, rows)
+        _settle(svc, gen.collection, written, rows)
     # A track's pooled point once all its sightings are in (a track split by the batch
     # boundary gets it in the next step).
     pooled = track_points(svc, gen.collection, [r.track_id for r in rows if r.track_id])
@@ -264,34 +251,32 @@ def _step(svc: Services, gen: _Gen, batch: int, *, only_missing: bool) -> int:
     return len(rows)
 
 
+def _payload(row: Sighting, state: crud.ReviewState) -> dict[str, Any]:
+    return sighting_payload(row, state.identity, review=state.review)
+
+
 def _settle(
-    svc: Services, collection: str, written: dict[str, int | None], rows: Sequence[Sighting]
+    svc: Services,
+    collection: str,
+    written: dict[str, crud.ReviewState],
+    rows: Sequence[Sighting],
 ) -> None:
-    """After an upsert: fix the identities a review changed between this step's read and its
-    write (the review mirror missed those points), and drop points of sightings that retention
-    deleted meanwhile."""
+    """After an upsert: fix the review states a review changed between this step's read and
+    its write (the review mirror missed those points), and drop points of sightings that
+    retention deleted meanwhile."""
     ids = [r.id for r in rows]
     with svc.sessions() as s:
-        now = _identities(s, ids)
+        now = crud.review_states(s, ids)
         alive = set(s.scalars(sa.select(Sighting.id).where(Sighting.id.in_(ids))))
     gone = [r.point_id for r in rows if r.point_id in written and r.id not in alive]
     if gone:
         svc.index.delete(collection, gone)
     changes = {
-        r.point_id: now.get(r.id)
+        r.point_id: now[r.id]
         for r in rows
-        if r.point_id in written and r.id in alive and written[r.point_id] != now.get(r.id)
+        if r.point_id in written and r.id in alive and written[r.point_id] != now[r.id]
     }
-    _set_identities(svc, collection, changes)
-    sync_track_identities(svc, collection, list(changes))
-
-
-def _set_identities(svc: Services, collection: str, changes: dict[str, int | None]) -> None:
-    by_identity: dict[int | None, list[str]] = {}
-    for point, ident in changes.items():
-        by_identity.setdefault(ident, []).append(point)
-    for ident, points in by_identity.items():
-        svc.index.set_payload(collection, points, {"identity": ident})
+    write_reviews(svc, collection, changes)
 
 
 def _advance(svc: Services, generation_id: int, after: int, missing: list[int], count: int) -> None:
@@ -353,47 +338,63 @@ def finish_reindex(
     else:
         raise ReindexError(f"generation {generation_id} is {gen.status}; it cannot go live")
     _catch_up(svc, generation_id, batch, only_missing=True)
-    fixed = resync_identities(svc, generation_id)
+    fixed = resync_reviews(svc, generation_id)
     if fixed:
-        log.info("re-index: %s identity payloads re-synced after the swap", fixed)
+        log.info("re-index: %s review payloads re-synced after the swap", fixed)
     return progress(svc, generation_id)
 
 
-def resync_identities(svc: Services, generation_id: int) -> int:
-    """Make the generation's ``identity`` payloads match the database for every sighting whose
+def resync_reviews(svc: Services, generation_id: int) -> int:
+    """Make the generation's review payloads match the database for every sighting whose
     assignment or review decisions changed since the generation started; returns how many
     payloads changed. Cheap: it reads only those sightings."""
     gen = _load(svc, generation_id)
     started = gen.cursor.get("started")
     begun = datetime.fromtimestamp(float(started), timezone.utc) if started else gen.created_at
     since = begun - RESYNC_MARGIN
+    touched = sa.select(Assignment.sighting_id).where(Assignment.created_at >= since)
+    decided = sa.select(ReviewDecision.sighting_id).where(ReviewDecision.created_at >= since)
+    return _sync_reviews(svc, gen.collection, touched.union(decided))
+
+
+def backfill_reviews(svc: Services) -> int:
+    """Write the review state of every sighting an analyst reviewed (and of its track) into the
+    live collection, and add the payload indexes it lacks; returns how many sighting payloads
+    changed. For collections indexed before the payload carried ``review``: their points count
+    as unreviewed until then (``aioreid reindex sync-review``). Safe to repeat."""
+    collection = svc.index.resolve_alias(svc.alias)
+    if collection is None:
+        return 0
+    # A no-op for an existing collection but for the payload indexes it lacks.
+    svc.index.create_collection(collection, svc.index.info(collection).dim)
+    analyst = sa.select(Assignment.sighting_id).where(Assignment.provenance == Provenance.ANALYST)
+    decided = sa.select(ReviewDecision.sighting_id)
+    return _sync_reviews(svc, collection, analyst.union(decided))
+
+
+def _sync_reviews(svc: Services, collection: str, sighting_ids: sa.CompoundSelect) -> int:
+    """Make the review payloads of the sightings ``sighting_ids`` selects match the database
+    in ``collection`` (points it lacks are skipped); returns how many changed."""
     with svc.sessions() as s:
-        touched = (
-            sa.select(Assignment.sighting_id)
-            .where(Assignment.created_at >= since)
-            .union(sa.select(ReviewDecision.sighting_id).where(ReviewDecision.created_at >= since))
-        ).subquery()
+        chosen = sighting_ids.subquery()
         pairs = list(
             s.execute(
-                sa.select(Sighting.id, Sighting.point_id).where(
-                    Sighting.id.in_(sa.select(touched.c[0]))
-                )
+                sa.select(Sighting.id, Sighting.point_id)
+                .where(Sighting.id.in_(sa.select(chosen.c[0])))
+                .order_by(Sighting.id)
             )
         )
     fixed = 0
     for start in range(0, len(pairs), DEFAULT_BATCH):
         chunk = pairs[start : start + DEFAULT_BATCH]
         with svc.sessions() as s:
-            now = _identities(s, (sid for sid, _ in chunk))
+            now = crud.review_states(s, (sid for sid, _ in chunk))
         stored = {
-            p.id: p.payload.get("identity")
-            for p in svc.index.retrieve(gen.collection, [pid for _, pid in chunk])
+            p.id: (p.payload.get("identity"), p.payload.get("review"))  # a ReviewState's fields
+            for p in svc.index.retrieve(collection, [pid for _, pid in chunk])
         }
-        changes = {
-            pid: now.get(sid) for sid, pid in chunk if pid in stored and stored[pid] != now.get(sid)
-        }
-        _set_identities(svc, gen.collection, changes)
-        sync_track_identities(svc, gen.collection, list(changes))
+        changes = {pid: now[sid] for sid, pid in chunk if pid in stored and stored[pid] != now[sid]}
+        write_reviews(svc, collection, changes)
         fixed += len(changes)
     return fixed
 

@@ -13,6 +13,10 @@ before the cut-off. For each batch of old media the steps run in this order:
 A failure in 1 or 2 leaves the rows in place, so the next sweep finds the media again and
 retries; deleting absent points or objects is a no-op, so every step is idempotent. Media still
 being ingested are left for a later sweep unless they have not moved for ``busy_grace``.
+
+:func:`remove_failed_media` clears what bad uploads leave behind whatever their age: media that
+failed without giving a single sighting, unchanged for a grace period (time to retry them),
+lose their bytes, checkpoints and row; the job keeps its failure rows with the reasons.
 """
 
 from __future__ import annotations
@@ -218,3 +222,57 @@ def apply_retention(
             crud.record_audit(s, actor=actor, action="retention", entity="media", details=result)
     log.info("retention: %s", result)
     return result
+
+
+def _failed_batch(
+    svc: Services, failed_before: datetime, after: int, size: int
+) -> tuple[_Batch, list[str]]:
+    """The next failed media without sightings, and their content hashes."""
+    with svc.sessions() as s:
+        rows = s.execute(
+            sa.select(Media.id, Media.object_key, Media.sha256)
+            .where(
+                Media.status == MediaStatus.FAILED,
+                Media.updated_at < failed_before,
+                Media.id > after,
+                ~sa.exists().where(Sighting.media_id == Media.id),
+            )
+            .order_by(Media.id)
+            .limit(size)
+        ).all()
+    return _Batch({m: key for m, key, _ in rows}, {}), [sha for _, _, sha in rows]
+
+
+def remove_failed_media(
+    svc: Services, failed_before: datetime, *, dry_run: bool = False, batch: int = 200
+) -> dict:
+    """Delete failed media without sightings whose last change is before ``failed_before``:
+    their objects (unless shared), checkpoints and rows. Returns the counts."""
+    from aioreid.platform.pipeline.ingest import checkpoint_prefix
+
+    failed_before = _check_cutoff(failed_before)
+    report = {"failed_before": failed_before.isoformat(), "dry_run": dry_run, "media": 0}
+    report |= {"media_objects": 0, "checkpoints": 0}
+    after = 0
+    while True:
+        found, shas = _failed_batch(svc, failed_before, after, batch)
+        if not found.media:
+            break
+        after = max(found.media)
+        _, media_keys, _ = _unshared(svc, found)
+        checkpoints = [k for sha in shas for k in svc.store.iter_keys(checkpoint_prefix(sha))]
+        stored = [k for k in media_keys if svc.store.exists(k)]
+        report["media_objects"] += len(stored)
+        report["checkpoints"] += len(checkpoints)
+        if dry_run:
+            report["media"] += len(found.media)
+            continue
+        svc.store.delete_many([*stored, *checkpoints])
+        report["media"] += _delete_rows(svc, found, datetime.now(timezone.utc))[0]
+    if report["media"] and not dry_run:
+        with svc.sessions.begin() as s:
+            crud.record_audit(
+                s, actor="retention", action="remove_failed_media", entity="media", details=report
+            )
+    log.info("failed media removed: %s", report)
+    return report

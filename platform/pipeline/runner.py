@@ -4,6 +4,7 @@ process (jobs queue up in order); the services profile hands them to Celery work
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -21,15 +22,23 @@ class JobRunner(Protocol):
 
 
 class InProcessRunner:
-    """One worker thread; a crash in a job marks the job failed instead of vanishing."""
+    """One worker thread; a crash in a job marks the job failed instead of vanishing.
+
+    ``shutdown`` (the app's lifespan ending) waits for queued jobs; a later ``submit`` starts a
+    fresh thread, so an app whose lifespan runs again (test clients, reloads) still ingests.
+    """
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aioreid-ingest")
+        self._pool: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
         self.futures: dict[int, Future] = {}
 
     def submit(self, job_id: int, items: list[dict[str, Any]], options: IngestOptions) -> None:
-        self.futures[job_id] = self._pool.submit(self._run, job_id, items, options)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aioreid-ingest")
+            self.futures[job_id] = self._pool.submit(self._run, job_id, items, options)
 
     def _run(self, job_id: int, items: list[dict[str, Any]], options: IngestOptions) -> None:
         try:
@@ -45,4 +54,7 @@ class InProcessRunner:
             fut.result(timeout)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True)
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)

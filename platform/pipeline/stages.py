@@ -11,8 +11,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -20,32 +18,26 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from aioreid.platform.db import crud
 from aioreid.platform.db.enums import JobStatus
-from aioreid.platform.db.errors import AlreadyExistsError, InvalidValueError, NotFoundError
+from aioreid.platform.db.errors import InvalidValueError, NotFoundError
 from aioreid.platform.db.models import IngestJob, Media
 from aioreid.platform.pipeline.crops import CropPolicy
-from aioreid.platform.pipeline.failures import is_transient, reason
-from aioreid.platform.pipeline.frames import MediaDecodeError, SamplingOptions
-from aioreid.platform.pipeline.ingest import (
-    IngestError,
-    IngestOptions,
+from aioreid.platform.pipeline.frames import SamplingOptions
+from aioreid.platform.pipeline.ingest import IngestOptions, fail_media, once_per_media
+from aioreid.platform.pipeline.register import (
+    MediaResult,
     MediaTask,
     StageInputError,
-    fail_media,
+    item_label,
     record_failure,
-    register_media,
+    register_item,
 )
 from aioreid.platform.pipeline.tracking import TrackerOptions
 from aioreid.platform.pipeline.windows import PoolingOptions
 from aioreid.platform.services import Services
-from aioreid.platform.storage import StorageError
 
 log = logging.getLogger(__name__)
 
 __all__ = ["StageInputError", "fail_media", "record_failure"]
-
-_ITEM_SOURCES = ("path", "key", "data")
-_ITEM_FIELDS = {"name", "camera", "modality", "start_time", "source_label", "attributes"}
-
 
 # --- options -----------------------------------------------------------------------------------
 
@@ -78,80 +70,12 @@ def options_from_dict(data: dict[str, Any] | None) -> IngestOptions:
 # --- registration ------------------------------------------------------------------------------
 
 
-def _read_item(svc: Services, item: dict[str, Any], max_bytes: int) -> tuple[bytes, str]:
-    sources = [k for k in _ITEM_SOURCES if k in item]
-    if len(sources) != 1:
-        raise StageInputError(f"an item needs exactly one of path, key or data; got {sources}")
-    unknown = set(item) - _ITEM_FIELDS - set(_ITEM_SOURCES)
-    if unknown:
-        raise StageInputError(f"unknown item fields {sorted(unknown)}")
-    if "data" in item:
-        data = item["data"]
-        if not isinstance(data, bytes):
-            raise StageInputError("item data must be bytes")
-        return data, str(item.get("name") or "upload")
-    if "key" in item:
-        key = item["key"]
-        if not isinstance(key, str):
-            raise StageInputError(f"item key must be a string, got {key!r}")
-        size = svc.store.stat(key).size
-        if size > max_bytes:
-            raise IngestError(f"{key}: {size} bytes is over the {max_bytes}-byte limit")
-        return svc.store.get_bytes(key), str(item.get("name") or key)
-    path = Path(item["path"])
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise IngestError(f"{path.name}: {size} bytes is over the {max_bytes}-byte limit")
-    return path.read_bytes(), str(item.get("name") or path)
-
-
-def item_label(item: object) -> str:
-    """How an item is named in failures: its path, key or name."""
-    if isinstance(item, dict):
-        for k in ("path", "key", "name"):
-            if item.get(k):
-                return str(item[k])
-    return repr(item)[:200]
-
-
 def register_items(
     svc: Services, items: Sequence[Any], options: IngestOptions, job_id: int | None
-) -> list[MediaTask | None]:
-    """Store each item (a local ``path``, an object-store ``key`` or ``data`` bytes) and create
-    its media row; None where the item is refused (the reason is recorded on the job).
-
-    Transient store errors propagate (the caller retries); everything else about one item,
-    including a malformed item, fails that item only.
-    """
-    out: list[MediaTask | None] = []
-    for item in items:
-        name = item_label(item)
-        try:
-            if not isinstance(item, dict):
-                raise StageInputError(f"an item must be a dict, got {type(item).__name__}")
-            data, name = _read_item(svc, item, options.max_bytes)
-            start = item.get("start_time")
-            if isinstance(start, str):
-                start = datetime.fromisoformat(start)
-            kwargs = {
-                "camera": item.get("camera"),
-                "modality": item.get("modality") or "rgb",
-                "start_time": start,
-                "job_id": job_id,
-                "max_bytes": options.max_bytes,
-            }
-            try:
-                media_id = register_media(svc, data, name, **kwargs)
-            except AlreadyExistsError:  # registered by a concurrent worker in between
-                media_id = register_media(svc, data, name, **kwargs)
-        except (OSError, IngestError, MediaDecodeError, StorageError, ValueError) as exc:
-            if is_transient(exc):
-                raise
-            record_failure(svc, job_id, name, reason(exc, Path(name).name))
-            out.append(None)
-            continue
-        out.append(MediaTask(media_id, item.get("source_label"), item.get("attributes")))
-    return out
+) -> list[MediaTask | MediaResult]:
+    """:func:`.register.register_item` over a chunk's items, identical bytes once."""
+    registered = [register_item(svc, item, options.max_bytes, job_id) for item in items]
+    return once_per_media(registered, [item_label(item) for item in items])
 
 
 def media_progress(svc: Services, media_ids: Iterable[int]) -> dict[int, tuple[str, int]]:

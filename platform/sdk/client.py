@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import httpx
@@ -33,11 +34,14 @@ from aioreid.platform.api.schemas import (
     JobCreated,
     JobList,
     JobOut,
+    KeyCreated,
+    KeyOut,
     ReindexStarted,
     SightingOut,
     StatsOut,
     TrackList,
     TrackOut,
+    UploadLimits,
 )
 from aioreid.platform.search.schemas import Level, SearchFilters, SearchOptions, SearchResponse
 
@@ -283,22 +287,25 @@ class Client:
         detector: str = "crops",
         start_time: datetime | None = None,
     ) -> JobCreated:
-        """Upload files from disk and start an ingest job."""
-        files = [(Path(p).name, Path(p).read_bytes()) for p in paths]
-        return self.upload_files(
-            files, camera=camera, modality=modality, detector=detector, start_time=start_time
-        )
+        """Upload files from disk (streamed, not read into memory) and start an ingest job."""
+        with ExitStack() as stack:
+            files = [(Path(p).name, stack.enter_context(open(p, "rb"))) for p in paths]
+            return self.upload_files(
+                files, camera=camera, modality=modality, detector=detector, start_time=start_time
+            )
 
     def upload_files(
         self,
-        files: Sequence[tuple[str, bytes]],
+        files: Sequence[tuple[str, bytes | BinaryIO]],
         *,
         camera: str | None = None,
         modality: str = "rgb",
         detector: str = "crops",
         start_time: datetime | None = None,
     ) -> JobCreated:
-        """Start an ingest job over in-memory files given as ``(name, bytes)``."""
+        """Start an ingest job over files given as ``(name, bytes or an open binary file)``.
+        Files the server cannot take (over its :meth:`limits`, empty, unknown type) fail
+        alone in the job, by name."""
         parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
         data: dict[str, str] = {"modality": modality, "detector": detector}
         if camera:
@@ -327,6 +334,10 @@ class Client:
             "start_time": start_time.isoformat() if start_time else None,
         }
         return JobCreated.model_validate(self._call("POST", "/v1/ingest/folder", json=body))
+
+    def limits(self) -> UploadLimits:
+        """The server's upload limits: MB per file, files per request, MB per request."""
+        return UploadLimits.model_validate(self._call("GET", "/v1/limits"))
 
     def job(self, job_id: int) -> JobOut:
         return JobOut.model_validate(self._call("GET", f"/v1/jobs/{job_id}"))
@@ -363,6 +374,24 @@ class Client:
 
     def cameras(self) -> list[CameraOut]:
         return [CameraOut.model_validate(c) for c in self._call("GET", "/v1/cameras")]
+
+    # ---------------------------------------------------------------- keys (admin keys only)
+    def keys(self) -> list[KeyOut]:
+        """Every API key, revoked ones included (never a secret or a hash)."""
+        return [KeyOut.model_validate(k) for k in self._call("GET", "/v1/keys")]
+
+    def create_key(self, name: str, role: str = "analyst") -> KeyCreated:
+        """A new key with ``role`` (analyst, operator or admin); ``.key`` is its secret, shown
+        this once."""
+        body = {"name": name, "role": role}
+        return KeyCreated.model_validate(self._call("POST", "/v1/keys", json=body))
+
+    def revoke_key(self, key_id: int) -> KeyOut:
+        return KeyOut.model_validate(self._call("POST", f"/v1/keys/{key_id}/revoke"))
+
+    def rotate_key(self, key_id: int) -> KeyCreated:
+        """A new secret (``.key``) for the key; its old secret stops working at once."""
+        return KeyCreated.model_validate(self._call("POST", f"/v1/keys/{key_id}/rotate"))
 
     def health(self) -> dict[str, str]:
         return self._call("GET", "/healthz")

@@ -1,9 +1,14 @@
 """Analyst review: confirm or reject a match, (re)assign a sighting, merge and split identities.
 
-Every change is written in one database transaction together with its review decision and/or
-audit event (who, when, what), then mirrored into the live index payload (``identity``) so
-identity filters follow at once. The database is the source of truth: search reads review
-state and identities from it, never only from the payload.
+Every change is written in one database transaction together with its audit event (who, when,
+what) and, for confirm and reject, its review decision; then the sightings' ``identity`` and
+``review`` state (:func:`crud.review_states`) are mirrored into the index payload, so identity
+and review-state filters follow at once. The database is the source of truth: search reports
+identities and review states from it and drops a hit whose payload is behind.
+
+Confirming or rejecting again what already stands (a double click, a client retry) writes
+nothing: no second decision, assignment or audit event. It still mirrors, so a retry after a
+failed mirror repairs the payload.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from aioreid.platform.db import crud
+from aioreid.platform.db.enums import Decision, Provenance
 from aioreid.platform.db.models import (
     Assignment,
     Identity,
@@ -22,7 +28,7 @@ from aioreid.platform.db.models import (
     ReviewDecision,
     Sighting,
 )
-from aioreid.platform.pipeline.ingest import sync_track_identities
+from aioreid.platform.pipeline.ingest import write_reviews
 from aioreid.platform.search.service import NotFound
 from aioreid.platform.services import Services
 
@@ -40,8 +46,10 @@ class ReviewService:
         self.svc = svc
 
     # ---------------------------------------------------------------- helpers
-    def _sighting(self, s: Session, sighting_id: int) -> Sighting:
-        row = s.get(Sighting, sighting_id)
+    def _sighting(self, s: Session, sighting_id: int, *, lock: bool = False) -> Sighting:
+        """The sighting; ``lock`` holds its row until commit, so two identical decisions made
+        at once run one after the other and the second sees the first."""
+        row = s.get(Sighting, sighting_id, with_for_update=lock)
         if row is None:
             raise NotFound(f"sighting {sighting_id} does not exist")
         return row
@@ -56,85 +64,115 @@ class ReviewService:
             )
         return row
 
-    def _mirror(self, changes: Iterable[tuple[str, int | None]]) -> None:
-        """Write identity changes into the live collection's payloads, and into collections a
-        re-index is building (only points they already hold: later steps read the database).
+    def _mirror(self, sighting_ids: Iterable[int]) -> None:
+        """Write these sightings' review payloads, read back from the database after the
+        change committed, into the live collection and into collections a re-index is building
+        (only points they already hold: later steps read the database). Their tracks' pooled
+        points follow (a track is found through any of its sightings).
 
         Building collections are listed before the alias is read, so a generation going live
         meanwhile is reached one way or the other.
         """
-        changes = list(changes)
-        by_identity: dict[int | None, list[str]] = {}
-        for point, ident in changes:
-            by_identity.setdefault(ident, []).append(point)
+        ids = sorted(set(sighting_ids))
         with self.svc.sessions() as s:
             building = list(
                 s.scalars(
                     select(IndexGeneration.collection).where(IndexGeneration.status == "building")
                 )
             )
+            states = crud.review_states(s, ids)
+            rows = s.execute(select(Sighting.point_id, Sighting.id).where(Sighting.id.in_(ids)))
+            by_point = {point: states[sid] for point, sid in rows}
         live = self.svc.index.resolve_alias(self.svc.alias)
-        sighting_points = [p for p, _ in changes]
         for collection in building:
             if collection == live:
                 continue
-            for ident, points in by_identity.items():
-                held = [p.id for p in self.svc.index.retrieve(collection, points)]
-                if held:
-                    self.svc.index.set_payload(collection, held, {"identity": ident})
-            sync_track_identities(self.svc, collection, sighting_points)
-        if live is None:
-            return
-        for ident, points in by_identity.items():
-            self.svc.index.set_payload(live, points, {"identity": ident})
-        # Their tracks' pooled points follow (a track is found through any of its sightings).
-        sync_track_identities(self.svc, live, sighting_points)
+            held = {p.id for p in self.svc.index.retrieve(collection, list(by_point))}
+            write_reviews(self.svc, collection, {p: st for p, st in by_point.items() if p in held})
+        if live is not None:
+            write_reviews(self.svc, live, by_point)
 
     # ---------------------------------------------------------------- actions
-    def confirm(self, sighting_id: int, identity_id: int, actor: str, note: str = "") -> None:
-        """The sighting is this identity (an analyst assignment)."""
+    def confirm(
+        self,
+        sighting_id: int,
+        identity_id: int,
+        actor: str,
+        note: str = "",
+        *,
+        key_id: int | None = None,
+    ) -> None:
+        """The sighting is this identity (an analyst assignment); a no-op when that stands."""
         with self.svc.sessions.begin() as s:
-            row = self._sighting(s, sighting_id)
+            self._sighting(s, sighting_id, lock=True)
             self._identity(s, identity_id)
-            crud.assign(s, sighting_id, identity_id, provenance="analyst", actor=actor)
-            crud.record_decision(
-                s,
-                sighting_id=sighting_id,
-                identity_id=identity_id,
-                decision="confirm",
-                actor=actor,
-                note=note,
-            )
-            point = row.point_id
-        self._mirror([(point, identity_id)])
+            if not _stands(s, sighting_id, identity_id, Decision.CONFIRM):
+                crud.assign(s, sighting_id, identity_id, provenance="analyst", actor=actor)
+                self._decide(s, sighting_id, identity_id, Decision.CONFIRM, actor, note, key_id)
+        self._mirror([sighting_id])
 
-    def reject(self, sighting_id: int, identity_id: int, actor: str, note: str = "") -> None:
-        """The sighting is NOT this identity: it leaves the identity and its searches."""
+    def reject(
+        self,
+        sighting_id: int,
+        identity_id: int,
+        actor: str,
+        note: str = "",
+        *,
+        key_id: int | None = None,
+    ) -> None:
+        """The sighting is NOT this identity: it leaves the identity and its searches; a no-op
+        when that stands."""
         with self.svc.sessions.begin() as s:
-            row = self._sighting(s, sighting_id)
+            self._sighting(s, sighting_id, lock=True)
             self._identity(s, identity_id)
-            crud.record_decision(
-                s,
-                sighting_id=sighting_id,
-                identity_id=identity_id,
-                decision="reject",
-                actor=actor,
-                note=note,
-            )
-            current = _active(s, sighting_id)
-            changed = current is not None and current.identity_id == identity_id
-            if changed:
-                current.active = False
-            point = row.point_id
-        if changed:
-            self._mirror([(point, None)])
+            if not _stands(s, sighting_id, identity_id, Decision.REJECT):
+                current = _active(s, sighting_id)
+                if current is not None and current.identity_id == identity_id:
+                    current.active = False
+                self._decide(s, sighting_id, identity_id, Decision.REJECT, actor, note, key_id)
+        self._mirror([sighting_id])
+
+    @staticmethod
+    def _decide(
+        s: Session,
+        sighting_id: int,
+        identity_id: int,
+        decision: Decision,
+        actor: str,
+        note: str,
+        key_id: int | None = None,
+    ) -> None:
+        """Record an analyst's decision and its audit event."""
+        crud.record_decision(
+            s,
+            sighting_id=sighting_id,
+            identity_id=identity_id,
+            decision=decision,
+            actor=actor,
+            note=note,
+        )
+        crud.record_audit(
+            s,
+            actor=actor,
+            action=str(decision),
+            entity="sighting",
+            entity_id=sighting_id,
+            details={"identity": identity_id},
+            key_id=key_id,
+        )
 
     def assign(
-        self, sighting_id: int, identity_id: int | None, actor: str, label: str | None = None
+        self,
+        sighting_id: int,
+        identity_id: int | None,
+        actor: str,
+        label: str | None = None,
+        *,
+        key_id: int | None = None,
     ) -> int:
         """Put the sighting on an identity (a new one when ``identity_id`` is None)."""
         with self.svc.sessions.begin() as s:
-            row = self._sighting(s, sighting_id)
+            self._sighting(s, sighting_id)
             if identity_id is None:
                 identity_id = crud.create_identity(s, label=label, created_by=actor).id
             else:
@@ -147,26 +185,28 @@ class ReviewService:
                 entity="sighting",
                 entity_id=sighting_id,
                 details={"identity": identity_id},
+                key_id=key_id,
             )
-            point = row.point_id
-        self._mirror([(point, identity_id)])
+        self._mirror([sighting_id])
         return identity_id
 
-    def merge(self, target_id: int, source_ids: Sequence[int], actor: str) -> int:
+    def merge(
+        self, target_id: int, source_ids: Sequence[int], actor: str, *, key_id: int | None = None
+    ) -> int:
         """Move every sighting of ``source_ids`` onto ``target_id``; sources are retired."""
         sources = sorted(set(source_ids))
         if not sources:
             raise ReviewError("merge needs at least one source identity")
         if target_id in sources:
             raise ReviewError(f"cannot merge identity {target_id} into itself")
-        changes = []
+        moved: list[int] = []
         with self.svc.sessions.begin() as s:
             self._identity(s, target_id)
             for src in sources:
                 ident = self._identity(s, src)
                 for a in _active_of_identity(s, src):
                     crud.assign(s, a.sighting_id, target_id, provenance="analyst", actor=actor)
-                    changes.append((s.get(Sighting, a.sighting_id).point_id, target_id))  # type: ignore[union-attr]
+                    moved.append(a.sighting_id)
                 ident.merged_into_id = target_id
             crud.record_audit(
                 s,
@@ -174,13 +214,20 @@ class ReviewService:
                 action="merge",
                 entity="identity",
                 entity_id=target_id,
-                details={"sources": sources, "moved": len(changes)},
+                details={"sources": sources, "moved": len(moved)},
+                key_id=key_id,
             )
-        self._mirror(changes)
-        return len(changes)
+        self._mirror(moved)
+        return len(moved)
 
     def split(
-        self, identity_id: int, sighting_ids: Sequence[int], actor: str, label: str | None = None
+        self,
+        identity_id: int,
+        sighting_ids: Sequence[int],
+        actor: str,
+        label: str | None = None,
+        *,
+        key_id: int | None = None,
     ) -> int:
         """Move some of an identity's sightings to a new identity; returns its id."""
         wanted = sorted(set(sighting_ids))
@@ -193,10 +240,8 @@ class ReviewService:
             if foreign:
                 raise ReviewError(f"sightings {foreign} are not on identity {identity_id}")
             new = crud.create_identity(s, label=label, created_by=actor)
-            changes = []
             for sid in wanted:
                 crud.assign(s, sid, new.id, provenance="analyst", actor=actor)
-                changes.append((self._sighting(s, sid).point_id, new.id))
             crud.record_audit(
                 s,
                 actor=actor,
@@ -204,9 +249,10 @@ class ReviewService:
                 entity="identity",
                 entity_id=identity_id,
                 details={"new_identity": new.id, "sightings": wanted},
+                key_id=key_id,
             )
             new_id = new.id
-        self._mirror(changes)
+        self._mirror(wanted)
         return new_id
 
     # ---------------------------------------------------------------- reading
@@ -250,6 +296,25 @@ class ReviewService:
                     for d in decisions
                 ],
             }
+
+
+def _stands(s: Session, sighting_id: int, identity_id: int, decision: Decision) -> bool:
+    """True when ``decision`` on this sighting and identity already holds: it is their latest
+    decision and the assignment still agrees (confirmed: an analyst's on the identity;
+    rejected: not on it). Repeating it would only duplicate the record."""
+    latest = s.scalar(
+        select(ReviewDecision.decision)
+        .where(ReviewDecision.sighting_id == sighting_id, ReviewDecision.identity_id == identity_id)
+        .order_by(ReviewDecision.created_at.desc(), ReviewDecision.id.desc())
+        .limit(1)
+    )
+    if latest != decision:
+        return False
+    current = _active(s, sighting_id)
+    on_it = current is not None and current.identity_id == identity_id
+    if decision == Decision.REJECT:
+        return not on_it
+    return on_it and current.provenance == Provenance.ANALYST  # type: ignore[union-attr]
 
 
 def _active(s: Session, sighting_id: int) -> Assignment | None:

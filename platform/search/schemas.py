@@ -103,7 +103,10 @@ class Hit(BaseModel):
     box: tuple[int, int, int, int]
     quality: float
     identity_id: int | None
-    review: Literal["confirmed", "unreviewed", "rejected"]
+    review: Literal["confirmed", "unreviewed", "rejected"] = Field(
+        description="analyst review state; at level=track the track's: confirmed when any of "
+        "its sightings was confirmed, else rejected when any was rejected"
+    )
     object_key: str
     url: str | None = None
     track_id: int | None = None

@@ -3,9 +3,11 @@
 A query is one or more parts (RGB image, IR image, sketch, text). All parts together are
 embedded as ONE combined query (the AIO encoder reads them as one token sequence); each part
 is also embedded alone so every hit can say which part scored it (``part_scores``,
-``best_part``). Filters that live in the index payload (camera, time, modality, attributes,
-identity) are applied inside the vector search; review state comes from the database, so a
-decision an analyst just made changes the next search at once.
+``best_part``). Every filter (camera, time, modality, attributes, identity, review state) is
+applied inside the vector search on the index payload, so pages are full and ``has_more`` is
+exact; review decisions are mirrored into the payload as they are made (:mod:`.review`). What a
+hit reports (identity, review state) is read from the database, the source of truth; a hit
+whose payload is behind it (a mirror that failed) is left out rather than shown mislabelled.
 """
 
 from __future__ import annotations
@@ -199,17 +201,19 @@ class SearchService:
             attributes=filters.attributes,
             exclude_sighting_ids=sorted(set(exclude) | rejected) or None,
             level=options.level,
+            review=None if filters.review == "any" else filters.review,
         )
-        want = options.offset + options.limit + 1
-        # Review filters are applied after the vector search: fetch more and trim.
-        fetch = want if filters.review == "any" else want * 4
+        end = options.offset + options.limit
         raw = self.svc.index.search(
-            collection, vector, limit=fetch, flt=flt, score_threshold=options.threshold
+            collection, vector, limit=end + 1, flt=flt, score_threshold=options.threshold
         )
-        hits = self._hydrate(collection, raw, singles)
+        # Offsets count the index's ranking, so pages neither overlap nor skip even when a
+        # hit is dropped below; one more than the page tells whether more follow.
+        page = self._hydrate(collection, raw[options.offset : end], singles)
         if filters.review != "any":
-            hits = [h for h in hits if h.review == filters.review]
-        page = hits[options.offset : options.offset + options.limit]
+            # The index already filtered; this only drops a hit whose payload lags the
+            # database (a decision whose mirror failed, a point not yet backfilled).
+            page = [h for h in page if h.review == filters.review]
         groups = self._group(page) if options.group_by_identity else None
         return SearchResponse(
             query_parts=list(singles),
@@ -220,7 +224,7 @@ class SearchService:
             groups=groups,
             offset=options.offset,
             limit=options.limit,
-            has_more=len(hits) > options.offset + options.limit,
+            has_more=len(raw) > end,
             took_ms=round((time.perf_counter() - t0) * 1000, 2),
         )
 
@@ -240,7 +244,7 @@ class SearchService:
         }
         track_ids = [int(h.payload["track"]) for h in raw if h.payload.get("level") == "track"]
         with self.svc.sessions() as s:
-            tracks, stand_in = _tracks_and_representatives(s, track_ids)
+            tracks, stand_in, members = _tracks_and_representatives(s, track_ids)
         sid_of = {
             h.id: stand_in.get(int(h.payload["track"]))
             if h.payload.get("level") == "track"
@@ -253,24 +257,8 @@ class SearchService:
                 r.id: r for r in s.scalars(select(Sighting).where(Sighting.id.in_(sighting_ids)))
             }
             cams = {c.id: c.name for c in s.scalars(select(Camera))}
-            active = {
-                a.sighting_id: a
-                for a in s.scalars(
-                    select(Assignment).where(
-                        Assignment.sighting_id.in_(sighting_ids), Assignment.active.is_(True)
-                    )
-                )
-            }
-            rejected = {
-                (d.sighting_id, d.identity_id)
-                for d in s.scalars(
-                    select(ReviewDecision).where(
-                        ReviewDecision.sighting_id.in_(sighting_ids),
-                        ReviewDecision.decision == "reject",
-                    )
-                )
-            }
-        rejected_any = {sid for sid, _ in rejected}
+            member_ids = [m for mine in members.values() for m in mine]
+            states = crud.review_states(s, [*sighting_ids, *member_ids])
         out = []
         for h in raw:
             sid = sid_of[h.id]
@@ -278,14 +266,11 @@ class SearchService:
             if row is None:  # deleted in the database, index not yet cleaned
                 continue
             track = tracks.get(int(h.payload["track"])) if h.payload.get("level") else None
-            a = active.get(sid)
-            ident = a.identity_id if a is not None else None
-            if a is not None and a.provenance == "analyst":
-                review = "confirmed"
-            elif (sid, ident) in rejected or (ident is None and sid in rejected_any):
-                review = "rejected"
-            else:
-                review = "unreviewed"
+            ident, review = states[sid]
+            if track is not None:
+                # The track's state, as its payload holds it: its stand-in crop may be
+                # unreviewed while an analyst decided on another of its crops.
+                review = crud.track_review(states[m].review for m in members[track.track_id])
             v = vecs.get(h.id)
             part_scores = (
                 {k: round(float(np.dot(q, v)), 5) for k, q in singles.items()}
@@ -343,17 +328,19 @@ class SearchService:
 
 def _tracks_and_representatives(
     s: Session, track_ids: list[int]
-) -> tuple[dict[int, TrackInfo], dict[int, int]]:
-    """Each track's summary and the sighting that stands for it (its best crop)."""
+) -> tuple[dict[int, TrackInfo], dict[int, int], dict[int, list[int]]]:
+    """Each track's summary, the sighting that stands for it (its best crop) and the ids of
+    all its sightings."""
     if not track_ids:
-        return {}, {}
+        return {}, {}, {}
     members = crud.sightings_by_track(s, track_ids)
-    info, best = {}, {}
+    info, best, ids = {}, {}, {}
     for t in s.scalars(select(Track).where(Track.id.in_(track_ids))):
         mine = members.get(t.id, [])
         if not mine:
             continue
         best[t.id] = crud.representative(mine).id  # type: ignore[union-attr]
+        ids[t.id] = [r.id for r in mine]
         info[t.id] = TrackInfo(
             track_id=t.id,
             start=t.start_time,
@@ -365,7 +352,7 @@ def _tracks_and_representatives(
             frames=t.frames,
             sightings=len(mine),
         )
-    return info, best
+    return info, best, ids
 
 
 def _active_identity(s, sighting_id: int) -> int | None:  # type: ignore[no-untyped-def]

@@ -46,6 +46,14 @@ class InvalidKey(StorageError, ValueError):
     """A key, prefix, kind or extension that the store refuses to use."""
 
 
+class ObjectTooLarge(StorageError, ValueError):
+    """Content over the size the caller allows; nothing was stored."""
+
+    def __init__(self, source: str, max_bytes: int) -> None:
+        self.source, self.max_bytes = source, max_bytes
+        super().__init__(f"{source}: over the {max_bytes / 2**20:.3g} MB limit")
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -194,14 +202,44 @@ class ObjectStore(ABC):
             ext = normalise_ext(path.suffix)
         except InvalidKey:
             ext = ""
-        size = path.stat().st_size
-        digest = sha256_file(path)
-        key = key_for_digest(digest, kind, ext)
-        if not self.exists(key):
-            with open(path, "rb") as f:
-                reader = VerifyingReader(f, size, digest, str(path))
-                self._write_stream(key, reader, size, content_type or guess_content_type(path.name))
+        with open(path, "rb") as f:
+            key, _ = self.put_stream(
+                f, kind=kind, ext=ext, content_type=content_type, source=str(path)
+            )
         return key
+
+    def put_stream(
+        self,
+        f: BinaryIO,
+        *,
+        kind: str = "blob",
+        ext: str = "",
+        content_type: str | None = None,
+        source: str = "stream",
+        max_bytes: int | None = None,
+    ) -> tuple[str, int]:
+        """Store a seekable binary file, read in chunks (never whole in memory), and return
+        its content key and size. The file is read twice: once to hash it (the key is the
+        hash), once to store it, verified against that hash.
+
+        :class:`ObjectTooLarge` (nothing stored) when it holds more than ``max_bytes``.
+        """
+        ext = normalise_ext(ext)
+        validate_kind(kind)
+        start = f.tell()
+        digest, size = hashlib.sha256(), 0
+        while chunk := f.read(CHUNK_BYTES):
+            size += len(chunk)
+            if max_bytes is not None and size > max_bytes:
+                raise ObjectTooLarge(source, max_bytes)
+            digest.update(chunk)
+        key = key_for_digest(digest.hexdigest(), kind, ext)
+        if not self.exists(key):
+            f.seek(start)
+            reader = VerifyingReader(f, size, digest.hexdigest(), source)
+            ctype = content_type or guess_content_type(f"x{ext}")
+            self._write_stream(key, reader, size, ctype)
+        return key, size
 
     def put_at(self, key: str, data: bytes, content_type: str = DEFAULT_CONTENT_TYPE) -> str:
         """Store ``data`` under a chosen ``key``, replacing what was there (atomically).

@@ -4,8 +4,21 @@ Vectors are float32, L2-normalised, of dimension :attr:`Encoder.dim`. :attr:`Enc
 (backbone id and weights hash + checkpoint hash) is what a vector index keys its collections
 on: two encoders with the same version give the same vectors.
 
-Image inputs are numpy ``uint8`` arrays in **RGB** order (H×W×3; IR and sketch may be H×W),
-encoded image bytes, or file paths. Text inputs are non-empty strings.
+One line for your own data::
+
+    Encoder.load("final.pt").embed(["a.jpg", pil_image, rgb_array, png_bytes], "rgb")
+
+Image inputs are file paths, encoded image bytes, PIL images or numpy ``uint8`` arrays in
+**RGB** order (H×W×3; IR and sketch may be H×W). Text inputs are non-empty strings. All of
+them go through one :class:`~aioreid.encoder.preprocess.Preprocessor` whichever runtime runs
+the network:
+
+* ``runtime="torch"`` (default): the PyTorch :class:`~aioreid.encoder.model.AIOModel`;
+* ``runtime="onnx"``: the graphs ``aioreid export`` wrote, in ONNX Runtime (see
+  :mod:`aioreid.encoder.runtime` and docs/encoder.md). fp32 graphs pass a parity check at
+  export (cosine >= 0.9999 to PyTorch for every sample), so an ONNX encoder has the **same
+  version** as the PyTorch one of its checkpoint and their vectors share an index; int8
+  graphs (``int8=True``) get the version suffix ``+int8``, so switching to them re-indexes.
 """
 
 from __future__ import annotations
@@ -16,83 +29,46 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
 from aioreid.encoder.data.records import Modality
 from aioreid.encoder.model import AIOConfig, AIOModel
-from aioreid.encoder.training.transforms import eval_transform
+from aioreid.encoder.model.tokenizers import CANONICAL_ORDER, load_hf_tokenizer
+from aioreid.encoder.preprocess import (
+    MAX_PIXELS,
+    EncoderInputError,
+    ImageInput,
+    PartInput,
+    Preprocessor,
+    decode_image,
+    is_single_input,
+)
+from aioreid.encoder.runtime import (
+    EncoderRuntime,
+    ExportManifestError,
+    OnnxRuntime,
+    TorchRuntime,
+    default_export_dir,
+    load_manifest,
+    view_name,
+)
 
-ImageInput = np.ndarray | bytes | str | Path
-PartInput = ImageInput | str
-MAX_PIXELS = 40_000_000  # decoded images larger than this are refused, not resized
+__all__ = [
+    "INT8_SUFFIX",
+    "MAX_PIXELS",
+    "Encoder",
+    "EncoderInputError",
+    "ExportManifestError",
+    "ImageInput",
+    "PartInput",
+    "decode_image",
+    "resolve_device",
+]
 
-
-class EncoderInputError(ValueError):
-    """An input the encoder cannot embed (wrong shape, empty text, not an image...)."""
-
-
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from the image header without decoding pixels; None if unknown."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return int(im.size[0]), int(im.size[1])
-    except Image.DecompressionBombError as exc:
-        raise EncoderInputError(f"image too large: {exc}") from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    """Encoded bytes → RGB uint8, refusing non-images and decompression bombs."""
-    if not data:
-        raise EncoderInputError("empty image bytes")
-    raw = np.frombuffer(data, dtype=np.uint8)
-    # Read the size from the header first so a huge image is refused before it is decoded.
-    size = _header_size(data)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise EncoderInputError(
-            f"image too large ({size[0]}x{size[1]} pixels; limit {MAX_PIXELS} pixels)"
-        )
-    img = cv2.imdecode(raw, cv2.IMREAD_COLOR)
-    if img is None:
-        raise EncoderInputError(f"bytes are not a decodable image ({len(data)} bytes)")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def _as_array(item: ImageInput, modality: Modality) -> np.ndarray:
-    if isinstance(item, bytes | bytearray):
-        return decode_image(bytes(item))
-    if isinstance(item, str | Path):
-        try:
-            data = Path(item).read_bytes()
-        except FileNotFoundError:
-            raise EncoderInputError(f"image file not found: {item}") from None
-        except OSError as exc:
-            raise EncoderInputError(
-                f"cannot read image file {item}: {exc.strerror or exc}"
-            ) from None
-        return decode_image(data)
-    if not isinstance(item, np.ndarray):
-        raise EncoderInputError(
-            f"{modality.value} input must be an array, bytes or a path, got {type(item).__name__}"
-        )
-    if item.dtype != np.uint8:
-        raise EncoderInputError(f"{modality.value} image must be uint8, got {item.dtype}")
-    if item.ndim == 3 and item.shape[2] == 1:
-        item = item[..., 0]
-    if modality is Modality.RGB and (item.ndim != 3 or item.shape[2] != 3):
-        raise EncoderInputError(f"RGB image must be HxWx3, got shape {tuple(item.shape)}")
-    if item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] != 3):
-        raise EncoderInputError(
-            f"{modality.value} image must be HxW or HxWx3, got shape {tuple(item.shape)}"
-        )
-    if min(item.shape[:2]) < 4:
-        raise EncoderInputError(f"image too small: {tuple(item.shape)}")
-    return item
+#: Version suffix of int8-quantised ONNX graphs: their vectors are not interchangeable with
+#: the fp32 ones, so the platform treats them as another encoder (a re-index).
+INT8_SUFFIX = "+int8"
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -102,22 +78,51 @@ def resolve_device(spec: str) -> torch.device:
 
 
 class Encoder:
-    """A trained AIO model ready to embed; see the module docstring for inputs."""
+    """A trained AIO model ready to embed; see the module docstring for inputs.
+
+    ``Encoder(model, checkpoint_hash)`` wraps an in-memory model in the PyTorch runtime;
+    :meth:`load` reads a checkpoint (either runtime), :meth:`from_onnx` an export folder.
+    """
 
     def __init__(
         self, model: AIOModel, checkpoint_hash: str, *, device: str = "auto", batch_size: int = 64
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.to(self.device).eval()
-        self.batch_size = batch_size
+        text = model.tokenizer.text
+        self._setup(
+            TorchRuntime(model, self.device),
+            config=model.config,
+            preprocessor=Preprocessor(
+                tuple(model.config.image_size),  # type: ignore[arg-type]
+                model.config.text_max_len,
+                text.hf if text is not None else None,
+            ),
+            backbone_id=model.backbone.backbone_id,
+            backbone_hash=None,  # computed on first use (hashing the weights takes a moment)
+            checkpoint_hash=checkpoint_hash,
+            batch_size=batch_size,
+        )
+
+    def _setup(
+        self,
+        runtime: EncoderRuntime,
+        *,
+        config: AIOConfig,
+        preprocessor: Preprocessor,
+        backbone_id: str,
+        backbone_hash: str | None,
+        checkpoint_hash: str,
+        batch_size: int,
+    ) -> None:
+        self.runtime = runtime
+        self.config = config
+        self.preprocessor = preprocessor
+        self.backbone_id = backbone_id
+        self._backbone_hash = backbone_hash
         self.checkpoint_hash = checkpoint_hash
+        self.batch_size = batch_size
         #: Where the checkpoint was loaded from (None for in-memory models).
         self.source: str | None = None
-        size = tuple(model.config.image_size)
-        self._transforms = {
-            m: eval_transform(size, m)  # type: ignore[arg-type]
-            for m in (Modality.RGB, Modality.IR, Modality.SKETCH)
-        }
 
     @classmethod
     def load(
@@ -127,13 +132,40 @@ class Encoder:
         device: str = "auto",
         batch_size: int = 64,
         local_files_only: bool = True,
+        runtime: str = "torch",
+        onnx_dir: str | Path | None = None,
+        int8: bool = False,
+        threads: int | None = None,
     ) -> Encoder:
-        """Rebuild the model recorded in a checkpoint (``final.pt`` or a trainer's ``last.pt``)."""
+        """Rebuild the model recorded in a checkpoint (``final.pt`` or a trainer's ``last.pt``).
+
+        ``runtime="onnx"`` runs the graphs exported from this checkpoint instead (folder
+        ``onnx_dir``, default ``<checkpoint dir>/<checkpoint stem>-onnx``; ``int8`` picks the
+        quantised ones, ``threads`` caps ONNX Runtime's intra-op threads). An export made
+        from another checkpoint raises :class:`ExportManifestError`.
+        """
         path = Path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(f"checkpoint not found: {path}")
         blob = path.read_bytes()
         digest = hashlib.sha256(blob).hexdigest()[:12]
+        if runtime == "onnx":
+            folder = Path(onnx_dir) if onnx_dir is not None else default_export_dir(path)
+            encoder = cls.from_onnx(
+                folder, device=device, batch_size=batch_size, int8=int8, threads=threads
+            )
+            if encoder.checkpoint_hash != digest:
+                raise ExportManifestError(
+                    f"the ONNX export in {folder} was made from another checkpoint (sha256 "
+                    f"{encoder.checkpoint_hash}, not {digest} of {path}); run `aioreid export "
+                    f"--checkpoint {path} --out {folder}` again"
+                )
+            encoder.source = str(path.resolve())
+            return encoder
+        if runtime != "torch":
+            raise ValueError(f"unknown encoder runtime {runtime!r}; use 'torch' or 'onnx'")
+        if int8:
+            raise ValueError("int8 graphs run in the onnx runtime only (runtime='onnx')")
         state: Mapping[str, Any] = torch.load(
             io.BytesIO(blob), map_location="cpu", weights_only=False
         )
@@ -147,54 +179,114 @@ class Encoder:
         return encoder
 
     @classmethod
+    def from_onnx(
+        cls,
+        folder: str | Path,
+        *,
+        int8: bool = False,
+        device: str = "auto",
+        batch_size: int = 64,
+        threads: int | None = None,
+    ) -> Encoder:
+        """An encoder over an ONNX export folder alone (no checkpoint, no PyTorch model)."""
+        folder = Path(folder)
+        manifest = load_manifest(folder)
+        runtime = OnnxRuntime(
+            folder,
+            precision="int8" if int8 else "fp32",
+            device=device,
+            threads=threads,
+            manifest=manifest,
+        )
+        pre = manifest["preprocessing"]
+        tokenizer = None
+        if pre.get("tokenizer"):
+            tokenizer = load_hf_tokenizer(str((folder / pre["tokenizer"]).resolve()))
+        encoder = cls.__new__(cls)
+        encoder.device = None
+        encoder._setup(
+            runtime,
+            config=AIOConfig.from_dict(manifest["config"]),
+            preprocessor=Preprocessor(tuple(pre["image_size"]), pre["text_max_len"], tokenizer),
+            backbone_id=manifest["backbone_id"],
+            backbone_hash=manifest["backbone_hash"],
+            checkpoint_hash=manifest["checkpoint_hash"],
+            batch_size=batch_size,
+        )
+        encoder.source = manifest.get("checkpoint")
+        return encoder
+
+    @classmethod
     def untrained(cls, config: AIOConfig, *, seed: int = 0, device: str = "auto") -> Encoder:
         """Randomly initialised tokenizers and heads on the frozen backbone (a control)."""
         torch.manual_seed(seed)
         return cls(AIOModel(config), f"untrained-s{seed}", device=device)
 
     @property
+    def model(self) -> AIOModel:
+        """The PyTorch model (PyTorch runtime only)."""
+        if not isinstance(self.runtime, TorchRuntime):
+            raise AttributeError(
+                f"this encoder runs in the {self.runtime.name} runtime and has no PyTorch "
+                "model; load it with runtime='torch'"
+            )
+        return self.runtime.model
+
+    @property
+    def runtime_name(self) -> str:
+        """``torch``, ``onnx`` or ``onnx-int8``."""
+        rt = self.runtime
+        return rt.name if rt.precision == "fp32" else f"{rt.name}-{rt.precision}"
+
+    @property
     def dim(self) -> int:
-        return self.model.embed_dim
+        return self.runtime.dim
+
+    @property
+    def backbone_hash(self) -> str:
+        if self._backbone_hash is None:
+            self._backbone_hash = self.model.backbone.weights_hash()
+        return self._backbone_hash
 
     @property
     def version(self) -> str:
-        bb = self.model.backbone
-        return f"{bb.backbone_id}@{bb.weights_hash()[:8]}+{self.checkpoint_hash}"
+        """``<backbone id>@<weights hash>+<checkpoint hash>``, plus ``+int8`` for int8 graphs.
+
+        The same for the PyTorch and fp32 ONNX runtimes of one checkpoint: their vectors agree
+        within the export's parity check, so an index built with one serves the other.
+        """
+        base = f"{self.backbone_id}@{self.backbone_hash[:8]}+{self.checkpoint_hash}"
+        return base + (INT8_SUFFIX if self.runtime.precision == "int8" else "")
 
     # ------------------------------------------------------------------ parts
-    def _part_tensor(self, items: Sequence[PartInput], modality: Modality) -> Any:
-        if modality is Modality.TEXT:
-            texts = []
-            for t in items:
-                if not isinstance(t, str) or not t.strip():
-                    raise EncoderInputError("text input must be a non-empty string")
-                texts.append(t.strip())
-            return self.model.encode_text(texts)
-        tf = self._transforms[modality]
-        return torch.stack([tf(_as_array(x, modality)) for x in items]).to(self.device)  # type: ignore[arg-type]
-
-    @torch.inference_mode()
     def _embed_parts(self, parts: Mapping[Modality, Sequence[PartInput]], n: int) -> np.ndarray:
+        view = tuple(m for m in CANONICAL_ORDER if m in parts)
+        if not self.runtime.supports(view):
+            raise EncoderInputError(
+                f"the {self.runtime_name} runtime has no graph for {view_name(view)} queries; "
+                f"export it with `aioreid export --views {view_name(view)}`"
+            )
         out = []
         for start in range(0, n, self.batch_size):
-            chunk = {
-                m: self._part_tensor(v[start : start + self.batch_size], m)
-                for m, v in parts.items()
-            }
-            out.append(self.model.embed(chunk).float().cpu().numpy())
+            inputs: dict[str, np.ndarray] = {}
+            for m, v in parts.items():
+                inputs.update(self.preprocessor.arrays(v[start : start + self.batch_size], m))
+            out.append(self.runtime.run(view, inputs))
         if not out:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
 
     def embed(self, batch: Sequence[PartInput], modality: Modality | str) -> np.ndarray:
-        """Embed a batch of one modality → ``N × dim`` float32, L2-normalised."""
+        """Embed a batch of one modality → ``N × dim`` float32, L2-normalised.
+
+        Images: file paths, bytes, PIL images or uint8 arrays (a 4-D array is a batch);
+        text: strings.
+        """
         try:
             modality = Modality.parse(modality)
         except ValueError as exc:
             raise EncoderInputError(str(exc)) from None
-        if isinstance(batch, str | bytes | np.ndarray) and not (
-            isinstance(batch, np.ndarray) and batch.ndim == 4
-        ):
+        if is_single_input(batch):
             raise EncoderInputError("embed takes a sequence of inputs; wrap a single one in a list")
         return self._embed_parts({modality: list(batch)}, len(batch))
 

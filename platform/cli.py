@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from aioreid.platform.cli_cases import register as register_case_commands
+from aioreid.platform.cli_encoder import register as register_encoder_commands
 from aioreid.platform.cli_index import register as register_index_commands
 from aioreid.platform.cli_jobs import register as register_job_commands
 from aioreid.platform.cli_platform import register as register_platform_commands
@@ -150,23 +152,51 @@ def baseline(
         json_out.write_text(json.dumps(results.to_json(), indent=2))
 
 
+def _data_roots(items: list[str] | None) -> dict[str, Path]:
+    """``["llcm=/data/LLCM", ...]`` -> ``{"llcm": Path("/data/LLCM")}``; ValueError otherwise."""
+    roots: dict[str, Path] = {}
+    for item in items or []:
+        name, sep, root = item.partition("=")
+        if not sep or not name.strip() or not root.strip():
+            raise ValueError(f"--data takes NAME=PATH (e.g. llcm=/data/LLCM), got {item!r}")
+        roots[name.strip()] = Path(root.strip())
+    return roots
+
+
 @app.command()
 def train(
-    config: Annotated[str, typer.Option(help="YAML file, or a built-in name (cpu-synthetic)")],
+    config: Annotated[
+        str, typer.Option(help="YAML file, or a built-in name (cpu-synthetic, gpu-paper)")
+    ],
     world: Annotated[Path | None, typer.Option(help="override the config's world folder")] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            metavar="NAME=PATH",
+            help="root of a dataset the config's sources list (repeatable), e.g. "
+            "--data llcm=/data/LLCM; replaces a root the file gives",
+        ),
+    ] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(help="folder holding the dataset folders, for sources given no root"),
+    ] = None,
     output_dir: Annotated[Path | None, typer.Option(help="override the output folder")] = None,
     max_minutes: Annotated[float | None, typer.Option(help="override the time budget")] = None,
     resume: Annotated[bool, typer.Option(help="continue from output_dir/last.pt")] = True,
 ) -> None:
     """Train the AIO encoder progressively; prints where the final checkpoint is."""
-    from aioreid.encoder.training.config import load_config
-    from aioreid.encoder.training.trainer import train as run_training
+    from aioreid.encoder.training.config import load_config, with_data_roots
+    from aioreid.encoder.training.trainer import Trainer
 
     try:
         cfg = load_config(config, world=world, output_dir=output_dir, max_minutes=max_minutes)
-    except (FileNotFoundError, ValueError) as exc:
+        cfg = with_data_roots(cfg, _data_roots(data), data_root)
+        trainer = Trainer(cfg)  # loads every dataset: a missing or malformed root fails here
+    except (FileNotFoundError, ValueError, TypeError) as exc:
         raise _fail(str(exc)) from exc
-    summary = run_training(cfg, resume=resume)
+    summary = trainer.fit(resume=resume)
     typer.echo(json.dumps(summary, indent=2))
 
 
@@ -197,7 +227,7 @@ def evaluate(
         encoder = Encoder.load(checkpoint)
         models = [EncoderEmbedder(encoder, name=f"AIO {encoder.version}")]
         if compare:
-            untrained = Encoder.untrained(encoder.model.config)
+            untrained = Encoder.untrained(encoder.config)
             models += [HistogramEmbedder(), EncoderEmbedder(untrained, name="AIO untrained")]
         results = [evaluate_dataset(m, dataset, root, trials=trials, progress=True) for m in models]
     except (FileNotFoundError, ValueError) as exc:
@@ -234,9 +264,11 @@ def demo(
 
 
 register_platform_commands(app)
+register_encoder_commands(app)
 register_index_commands(app)
 register_job_commands(app)
 register_tracking_commands(app)
+register_case_commands(app)
 
 
 def main() -> None:

@@ -31,15 +31,9 @@ def _services():  # type: ignore[no-untyped-def]
 
 
 def _encoder(path: Path):  # type: ignore[no-untyped-def]
-    from aioreid.encoder.inference import Encoder
+    from aioreid.platform.services import load_encoder
 
-    cfg = get_settings().encoder
-    return Encoder.load(
-        path,
-        device=cfg.device,
-        batch_size=cfg.batch_size,
-        local_files_only=cfg.local_files_only,
-    )
+    return load_encoder(path, get_settings().encoder)  # the configured runtime
 
 
 def _queue(generation_id: int) -> None:

@@ -262,6 +262,8 @@ def ui(
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",  # no "Deploy" button: this is a product, not a notebook
+        "minimal",
         # Streamlit's own upload limit is the API's, so the widget promises what the API takes.
         "--server.maxUploadSize",
         str(max(1, math.ceil(get_settings().api.max_upload_mb))),

@@ -121,6 +121,24 @@ class EncoderSettings(BaseModel):
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N")
     batch_size: int = Field(default=32, gt=0)
     local_files_only: bool = True
+    runtime: Literal["torch", "onnx"] = Field(
+        default="torch",
+        description="torch: the PyTorch model; onnx: the graphs `aioreid export` wrote, in ONNX "
+        "Runtime (CPU, or its CUDA provider when installed and the device allows). Same encoder "
+        "version for both (parity-checked at export): switching needs no re-index",
+    )
+    onnx_dir: Path | None = Field(
+        default=None,
+        description="export folder for runtime onnx; default <checkpoint dir>/<stem>-onnx",
+    )
+    onnx_int8: bool = Field(
+        default=False,
+        description="runtime onnx: run the int8 graphs (`aioreid export --int8`); their vectors "
+        "have their own encoder version (suffix +int8), so switching re-indexes",
+    )
+    onnx_threads: int | None = Field(
+        default=None, gt=0, description="runtime onnx: intra-op threads; default one per core"
+    )
 
 
 class ApiSettings(BaseModel):

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from aioreid.encoder.inference import Encoder
-from aioreid.platform.config import Profile, Settings
+from aioreid.encoder.inference import INT8_SUFFIX, Encoder, ExportManifestError
+from aioreid.platform.config import EncoderSettings, Profile, Settings
 from aioreid.platform.db import crud
 from aioreid.platform.db.engine import engine_from_settings, session_factory
 from aioreid.platform.db.migrate import init_database
@@ -27,6 +27,49 @@ from aioreid.platform.storage import ObjectStore, build_store
 
 class EncoderUnavailable(RuntimeError):
     """No encoder checkpoint is configured or it cannot be loaded."""
+
+
+def load_encoder(path: Path, cfg: EncoderSettings, *, version: str | None = None) -> Encoder:
+    """The encoder of checkpoint ``path`` in the configured runtime (``cfg.runtime``).
+
+    With ``version`` (an encoder that built an index generation), the runtime follows the
+    version: ``...+int8`` runs the int8 ONNX graphs exported next to the checkpoint; another
+    version runs in the configured runtime, and when that is ONNX but the checkpoint has no
+    matching export, in PyTorch, whose vectors are the same (parity-checked at export).
+    """
+    common = {
+        "device": cfg.device,
+        "batch_size": cfg.batch_size,
+        "local_files_only": cfg.local_files_only,
+    }
+    if version is None:
+        if cfg.runtime == "torch":
+            return Encoder.load(path, **common)
+        return Encoder.load(
+            path,
+            runtime="onnx",
+            onnx_dir=cfg.onnx_dir,
+            int8=cfg.onnx_int8,
+            threads=cfg.onnx_threads,
+            **common,
+        )
+    int8 = version.endswith(INT8_SUFFIX)
+    if int8 or cfg.runtime == "onnx":
+        folders = [cfg.onnx_dir, None] if cfg.onnx_dir is not None else [None]
+        for folder in folders:
+            try:
+                return Encoder.load(
+                    path,
+                    runtime="onnx",
+                    onnx_dir=folder,
+                    int8=int8,
+                    threads=cfg.onnx_threads,
+                    **common,
+                )
+            except ExportManifestError:
+                if int8 and folder is folders[-1]:
+                    raise
+    return Encoder.load(path, **common)
 
 
 @dataclass
@@ -83,14 +126,11 @@ class Services:
             )
         return self._load(Path(ckpt))
 
-    def _load(self, path: Path) -> Encoder:
-        cfg = self.settings.encoder
-        return Encoder.load(
-            path,
-            device=cfg.device,
-            batch_size=cfg.batch_size,
-            local_files_only=cfg.local_files_only,
-        )
+    def _load(self, path: Path, version: str | None = None) -> Encoder:
+        try:
+            return load_encoder(path, self.settings.encoder, version=version)
+        except ExportManifestError as exc:
+            raise EncoderUnavailable(str(exc)) from exc
 
     def register_encoder(self, enc: Encoder) -> int:
         """Record an encoder version (and keep it loaded); returns its row id."""
@@ -100,7 +140,7 @@ class Services:
             row = crud.register_encoder_version(
                 s,
                 version=enc.version,
-                backbone=enc.model.backbone.backbone_id,
+                backbone=enc.backbone_id,
                 checkpoint=enc.source,
                 dim=enc.dim,
             )
@@ -118,7 +158,7 @@ class Services:
             raise EncoderUnavailable(
                 f"encoder {version!r} is not loaded here and its checkpoint is unknown or missing"
             )
-        enc = self._load(Path(path))
+        enc = self._load(Path(path), version)
         if enc.version != version:
             raise EncoderUnavailable(
                 f"checkpoint {path} now gives encoder {enc.version}, not {version}"

@@ -60,6 +60,20 @@ EXPECTED = {
     ("POST", "/v1/keys"): "admin",
     ("POST", "/v1/keys/{key_id}/revoke"): "admin",
     ("POST", "/v1/keys/{key_id}/rotate"): "admin",
+    ("PATCH", "/v1/cameras/{camera_id}"): "operator",
+    ("GET", "/v1/audit"): "analyst",  # admins see every key's events, others their own
+    ("POST", "/v1/review/undo"): "analyst",
+    ("POST", "/v1/review/confirm-bulk"): "analyst",
+    ("GET", "/v1/identities/merge-preview"): "analyst",
+    ("GET", "/v1/cases"): "analyst",
+    ("POST", "/v1/cases"): "analyst",
+    ("GET", "/v1/cases/{case_id}"): "analyst",
+    ("PATCH", "/v1/cases/{case_id}"): "analyst",
+    ("POST", "/v1/cases/{case_id}/items"): "analyst",
+    ("POST", "/v1/cases/{case_id}/queries"): "analyst",
+    ("PATCH", "/v1/cases/{case_id}/items/{item_id}"): "analyst",
+    ("DELETE", "/v1/cases/{case_id}/items/{item_id}"): "analyst",
+    ("POST", "/v1/cases/{case_id}/export"): "analyst",
 }
 OPEN = {"/healthz", "/v1/objects/{key:path}"}  # no key: health, and links signed themselves
 

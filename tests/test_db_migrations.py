@@ -95,7 +95,7 @@ def test_upgrade_builds_exactly_what_the_models_declare(new_url: Callable[[], st
     Base.metadata.create_all(engine)
     engine.dispose()
 
-    assert migrate.current(migrated) == migrate.head_revision() == "0003"
+    assert migrate.current(migrated) == migrate.head_revision() == "0004"
     got, want = _schema(migrated), _schema(created)
     assert set(got) == TABLES
     for table in sorted(TABLES):
@@ -172,9 +172,9 @@ def test_embedded_start_up_creates_the_folder_and_is_repeatable(tmp_path: Path) 
     assert migrate.current(url) is None
     assert not db.exists()  # asking does not create the file
 
-    assert migrate.init_database(url) == "0003"
+    assert migrate.init_database(url) == "0004"
     _run(url, "INSERT INTO cameras (name) VALUES ('lobby')")
-    assert migrate.init_database(url) == "0003"  # second start-up: nothing to do
+    assert migrate.init_database(url) == "0004"  # second start-up: nothing to do
     assert _run(url, "SELECT name FROM cameras") == [("lobby",)]
 
 
@@ -205,7 +205,7 @@ def test_two_processes_migrating_postgres_at_once_both_succeed() -> None:
         for p in procs:
             _, err = p.communicate(timeout=120)
             assert p.returncode == 0, err
-        assert _run(url, "SELECT version_num FROM alembic_version") == [("0003",)]
+        assert _run(url, "SELECT version_num FROM alembic_version") == [("0004",)]
         assert set(_schema(url)) == TABLES
 
 
@@ -222,7 +222,7 @@ def test_alembic_command_line_reads_the_url_from_settings(tmp_path: Path) -> Non
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    assert migrate.current(url) == "0003"
+    assert migrate.current(url) == "0004"
 
 
 def test_missing_migrations_folder_is_named(
@@ -318,3 +318,41 @@ def _columns(url: str, table: str) -> list[dict]:
         return sa.inspect(engine).get_columns(table)
     finally:
         engine.dispose()
+
+
+def test_cases_positions_and_undone_decisions_arrive_without_touching_old_rows(
+    new_url: Callable[[], str],
+) -> None:
+    """0004: cameras keep their rows (no position), the database itself refuses a half or
+    out-of-range position and a query item with a ref; a downgrade removes it all again."""
+    url = new_url()
+    migrate.upgrade(url, "0003")
+    _run(url, "INSERT INTO cameras (name) VALUES ('gate')")
+    migrate.upgrade(url)
+
+    assert _run(url, "SELECT name, latitude, longitude FROM cameras") == [("gate", None, None)]
+    _run(url, "UPDATE cameras SET latitude = 52.5, longitude = 4.9")
+    for bad in ("latitude = 95", "longitude = NULL"):
+        with pytest.raises(sa.exc.IntegrityError):
+            _run(url, f"UPDATE cameras SET {bad}")
+    _run(url, "INSERT INTO cases (title, created_by) VALUES ('c', 'ann')")
+    assert _run(url, "SELECT status FROM cases") == [("open",)]
+    _run(
+        url, "INSERT INTO case_items (case_id, kind, ref_id, pinned_by) VALUES (1, 'track', 5, 'a')"
+    )
+    with pytest.raises(sa.exc.IntegrityError):  # a query item names no ref
+        _run(
+            url,
+            "INSERT INTO case_items (case_id, kind, ref_id, pinned_by) VALUES (1, 'query', 5, 'a')",
+        )
+    with pytest.raises(sa.exc.IntegrityError):  # the same track twice in one case
+        _run(
+            url,
+            "INSERT INTO case_items (case_id, kind, ref_id, pinned_by) VALUES (1, 'track', 5, 'b')",
+        )
+
+    migrate.downgrade(url, "0003")
+    assert not {"cases", "case_items"} & set(_schema(url))
+    assert "latitude" not in {c["name"] for c in _columns(url, "cameras")}
+    migrate.upgrade(url)
+    migrate.check(url)

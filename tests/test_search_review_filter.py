@@ -238,11 +238,13 @@ def test_confirm_and_reject_are_audited_and_idempotent(gallery: Gallery) -> None
             .where(AuditEvent.entity == "sighting", AuditEvent.entity_id == str(sid))
             .order_by(AuditEvent.id)
         ).all()
-        assert [(e.action, e.actor, e.details) for e in events] == [
-            ("confirm", "ana", {"identity": g.target}),
-            ("reject", "bob", {"identity": g.target}),
-            ("confirm", "ana", {"identity": g.target}),
+        assert [(e.action, e.actor, (e.details or {})["identity"]) for e in events] == [
+            ("confirm", "ana", g.target),
+            ("reject", "bob", g.target),
+            ("confirm", "ana", g.target),
         ]
+        # A reject also records what an undo needs: its decision and the assignment it ended.
+        assert {"decision", "deactivated", "active_after"} <= set(events[1].details or {})
         actions = set(s.scalars(select(AuditEvent.action)))
     assert {"assign", "confirm", "reject"} <= actions
     # a reject of an identity the sighting is not on, repeated, is recorded once

@@ -33,6 +33,7 @@ from aioreid.platform.storage import (
     sign,
     verify_signature,
 )
+from aioreid.platform.storage.base import link_bucket_s
 
 SIGNING_KEY = b"test-signing-key"
 KEY_RE = re.compile(r"(?P<kind>[a-z0-9_-]+)/(?P<two>[0-9a-f]{2})/(?P<sha>[0-9a-f]{64})(?P<ext>.*)")
@@ -376,7 +377,9 @@ def test_local_presigned_url_signature(tmp_path: Path) -> None:
     query = {k: v[0] for k, v in parse_qs(url.query).items()}
     expires, signature = query["expires"], query["signature"]
     assert got_key == key
-    assert before + 120 <= int(expires) <= int(time.time()) + 120
+    # At least the lifetime, rounded up to a bucket (30 s for 120 s) so links are stable.
+    assert before + 120 <= int(expires) <= int(time.time()) + 120 + link_bucket_s(120)
+    assert int(expires) % link_bucket_s(120) == 0
     assert verify_signature(key, expires, signature, SIGNING_KEY)
     tampered = signature[:-1] + ("0" if signature[-1] != "0" else "1")
     assert not verify_signature(key, expires, tampered, SIGNING_KEY)
@@ -394,7 +397,7 @@ def test_local_presigned_url_signature(tmp_path: Path) -> None:
     week = int(time.time()) + 7 * 24 * 3600 - 60
     assert verify_signature(key, week, sign(key, week, SIGNING_KEY), SIGNING_KEY)
     short = urlsplit(store.presigned_url(key, expires_s=5))
-    assert int(parse_qs(short.query)["expires"][0]) <= int(time.time()) + 5
+    assert int(parse_qs(short.query)["expires"][0]) <= int(time.time()) + 5 + link_bucket_s(5)
 
 
 def test_local_store_refuses_empty_signing_key(tmp_path: Path) -> None:
@@ -461,7 +464,7 @@ def test_build_store_local(clean_env: None, tmp_path: Path) -> None:
     assert (tmp_path / "home" / "objects" / key).read_bytes() == b"hello"
     query = parse_qs(urlsplit(store.presigned_url(key)).query)
     expires, signature = query["expires"][0], query["signature"][0]
-    assert int(expires) <= time.time() + 9
+    assert int(expires) <= time.time() + 9 + link_bucket_s(9)
     assert verify_signature(key, expires, signature, b"k1")
     assert Settings().storage.signing_key.get_secret_value()  # embedded default exists
 

@@ -13,7 +13,7 @@ from platform_fixtures import jpeg, person_image
 from streamlit.testing.v1 import AppTest
 
 from aioreid.encoder.model import AIOConfig, AIOModel
-from aioreid.ui.format import attribute_filter, hit_caption, job_progress, sketch_png
+from aioreid.ui.format import SearchState, attribute_filter, job_progress, local_span
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 KEY = "console-test-key-0123456789"
@@ -75,58 +75,95 @@ def test_wrong_key_is_refused_readably(console: None) -> None:
     assert not at.exception
 
 
-def test_text_search_shows_results_and_creates_an_identity(console: None) -> None:
-    at = _signed_in()
-    assert [t.value for t in at.title] == ["Search"]
-    assert _button(at, "Search").disabled  # nothing to search with yet
-    at.text_area[0].input("a person in a red top").run()
+def _search(at: AppTest, text: str) -> AppTest:
+    at.text_area[0].input(text)
     _button(at, "Search").click()
     at.run()
-    summary = at.caption[0].value
-    assert summary.startswith("12 sightings in") and "query parts: text" in summary
-    assert len([b for b in at.button if b.label == "Similar"]) == 12
+    assert not at.exception, at.exception
+    return at
+
+
+def _cards(at: AppTest) -> int:
+    return len([b for b in at.button if b.label == "Similar"])
+
+
+def test_text_search_shows_the_query_beside_its_results(console: None) -> None:
+    at = _search(_signed_in(), "a person in a red top")
+    assert at.query_params["text"] == "a person in a red top"  # the search is a link
+    assert any(m.value == "“a person in a red top”" for m in at.markdown)
+    assert _cards(at) == 12  # one card per track (each crop is its own track)
+    assert any(c.value.startswith("1–12 of 12 tracks ranked") for c in at.caption)
     _button(at, "New identity").click()
     at.run()
     assert at.success and "is now identity" in at.success[0].value
-    assert any(b.label.startswith("ID ") for b in at.button)
+    assert any(b.label.startswith("Identity ") for b in at.button)
 
 
-def test_find_similar_and_back(console: None) -> None:
+def test_an_empty_query_is_refused_readably(console: None) -> None:
     at = _signed_in()
-    at.text_area[0].input("anyone").run()
     _button(at, "Search").click()
     at.run()
-    _button(at, "Similar").click()
-    at.run()
-    assert any("similar to sighting" in i.value for i in at.info)
-    assert len([b for b in at.button if b.label == "Similar"]) == 11  # itself left out
-    _button(at, "Back to my query").click()
-    at.run()
-    assert not at.info
-
-
-def test_bad_attribute_filter_is_a_message_not_a_traceback(console: None) -> None:
-    at = _signed_in()
-    at.text_input(key="f_attrs").input("bag").run()
-    assert any("not key=value" in e.value for e in at.sidebar.error)
+    assert any("Type a description" in e.value for e in at.error)
     assert not at.exception
 
 
-def test_review_buttons_confirm_into_an_identity(console: None) -> None:
+def test_editing_the_form_does_not_rerun_a_stale_query(console: None) -> None:
+    at = _search(_signed_in(), "first query")
+    at.text_area[0].input("second query, not submitted").run()
+    assert at.query_params["text"] == "first query"
+    assert any(m.value == "“first query”" for m in at.markdown)
+    assert _cards(at) == 12
+
+
+def test_paging_and_a_shared_link_reload_the_same_results(console: None) -> None:
     at = _signed_in()
-    at.text_area[0].input("anyone").run()
-    _button(at, "Search").click()
+    at.query_params["text"] = "anyone"
+    at.query_params["per_page"] = "6"
     at.run()
+    assert _cards(at) == 6 and any(c.value.startswith("1–6 of 12") for c in at.caption)
+    first = [b.key for b in at.button if b.label == "Similar"]
+    _button(at, "Next ▶").click()
+    at.run()
+    assert at.query_params["page"] == "2"
+    assert any(c.value.startswith("7–12 of 12") for c in at.caption)
+    second = [b.key for b in at.button if b.label == "Similar"]
+    assert not set(first) & set(second)  # pages neither overlap nor repeat
+    assert _button(at, "Next ▶").disabled
+
+
+def test_find_similar_is_its_own_link(console: None) -> None:
+    at = _search(_signed_in(), "anyone")
+    _button(at, "Similar").click()
+    at.run()
+    assert at.query_params["similar"]
+    assert any(m.value.startswith("Looks like sighting #") for m in at.markdown)
+    assert _cards(at) == 11  # itself left out
+
+
+def test_sort_by_time_and_a_bad_time_are_handled(console: None) -> None:
+    at = _signed_in()
+    at.query_params["text"] = "anyone"
+    at.query_params["sort"] = "time"
+    at.run()
+    assert any("(the best 240 by time)" in c.value for c in at.caption)
+    at.query_params["time_from"] = "yesterday-ish"
+    at.run()
+    assert not at.exception
+    assert any("not valid" in e.value and "yesterday-ish" in e.value for e in at.error)
+
+
+def test_review_buttons_confirm_into_an_identity(console: None) -> None:
+    at = _search(_signed_in(), "anyone")
     if any(b.label == "New identity" for b in at.button):
         _button(at, "New identity").click()
         at.run()
-    ident = int(next(b.label for b in at.button if b.label.startswith("ID ")).split()[1])
-    at.number_input(key="o_review_for").set_value(ident).run()
+    ident = int(next(b.label for b in at.button if b.label.startswith("Identity ")).split()[1])
+    at.number_input(key="review_for").set_value(ident).run()
     ok = [b for b in at.button if b.label == "✓ Match"]
     assert len(ok) == 12
     ok[-1].click()
     at.run()
-    assert at.success and f"confirmed as identity {ident}" in at.success[0].value
+    assert at.success and "confirmed" in at.success[0].value
 
 
 def _identity_script() -> None:
@@ -176,7 +213,11 @@ def test_identity_page_split_and_merge(console: None) -> None:
     assert "1 sightings moved to new identity" in at.success[0].value
     assert at.subheader[0].value == f"walker {a}: 2 sightings"
     at.number_input(key="merge_src").set_value(b).run()
-    _button(at, "Merge into this one").click()
+    _button(at, "Preview the merge").click()
+    at.run()
+    assert any(x.value.startswith(f"Identity {b} ") for x in at.caption)  # what would move
+    assert at.subheader[0].value == f"walker {a}: 2 sightings"  # nothing merged yet
+    _button(at, "Confirm the merge").click()
     at.run()
     assert f"Identity {b} merged: 1 sightings moved here" in at.success[0].value
     assert at.subheader[0].value == f"walker {a}: 3 sightings"
@@ -185,10 +226,17 @@ def test_identity_page_split_and_merge(console: None) -> None:
         hits[1].sighting_id,
         hits[3].sighting_id,
     }
-    at.number_input(key="merge_src").set_value(a).run()
-    _button(at, "Merge into this one").click()
+    # The history lists the merge and the split; undoing the merge gives b its sighting back.
+    assert len([x for x in at.button if x.label == "Undo"]) == 2
+    next(x for x in at.button if x.label == "Undo").click()  # newest first: the merge
     at.run()
-    assert any("Merge failed — 409" in e.value for e in at.error)  # readable, no traceback
+    assert at.success and "merge undone" in at.success[0].value
+    assert at.subheader[0].value == f"walker {a}: 2 sightings"
+    assert {s.sighting_id for s in c.identity(b).sightings} == {hits[3].sighting_id}
+    at.number_input(key="merge_src").set_value(a).run()
+    _button(at, "Preview the merge").click()
+    at.run()
+    assert any("Previewing the merge failed" in e.value for e in at.error)  # readable
 
 
 def test_ingest_page_shows_jobs_and_failures(console: None) -> None:
@@ -217,25 +265,36 @@ def test_format_helpers() -> None:
         status, total, processed, failed = "running", 40, 10, 2
 
     assert job_progress(J()) == (0.25, "running 10/40, 2 failed")
-    import numpy as np
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
 
-    blank = np.full((8, 8, 4), 255, np.uint8)
-    assert sketch_png(blank) is None
-    drawn = blank.copy()
-    drawn[2:6, 3] = (0, 0, 0, 255)
-    assert sketch_png(drawn)[:4] == b"\x89PNG"  # type: ignore[index]
-    from datetime import datetime, timezone
-    from types import SimpleNamespace
-
-    hit = SimpleNamespace(
-        score=0.8123,
-        camera="gate",
-        time=datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
-        best_part="text",
-        identity_id=7,
-        review="confirmed",
+    start = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    paris = ZoneInfo("Europe/Paris")
+    assert local_span(start, start + timedelta(seconds=30), paris) == (
+        "2024-01-02 04:04:05–04:04:35 CET"
     )
-    assert hit_caption(hit) == "0.812 · gate · 2024-01-02 03:04:05 · text · ID 7 ✓"
+    assert local_span(None, None, paris) == "time unknown"
+
+
+def test_search_state_round_trips_through_the_url() -> None:
+    from zoneinfo import ZoneInfo
+
+    state = SearchState(text="red coat", cams=(1, 3), sort="time", page=2, min_score=0.25)
+    query = state.to_query()
+    assert query == {
+        "text": "red coat",
+        "cams": "1,3",
+        "sort": "time",
+        "page": "2",
+        "min_score": "0.25",
+    }
+    assert SearchState.from_query(query) == state
+    # Malformed values fall back to defaults instead of failing the page.
+    odd = SearchState.from_query({"text": "x", "page": "-3", "sort": "sideways", "cams": "a"})
+    assert (odd.page, odd.sort, odd.cams) == (1, "score", ())
+    # Times typed without a zone are the viewer's.
+    flt = SearchState(text="x", time_from="2024-03-04 08:00").filters(ZoneInfo("Europe/Paris"))
+    assert flt["time_from"] == "2024-03-04T08:00:00+01:00"
 
 
 def test_index_page_refuses_a_pointless_reindex_readably(console: None) -> None:
@@ -277,3 +336,115 @@ def test_the_console_upload_limit_is_the_api_limit(monkeypatch: pytest.MonkeyPat
     assert result.exit_code == 0, result.output
     cmd = launched[0]
     assert cmd[cmd.index("--server.maxUploadSize") + 1] == "8"
+
+
+def test_timeline_names_cameras_and_the_route_is_in_time_order() -> None:
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from aioreid.ui.format import camera_route, timeline_rows
+
+    t0 = datetime(2024, 3, 4, 7, 0, tzinfo=timezone.utc)
+    seen = [
+        SimpleNamespace(sighting_id=i, camera_id=cam, time=t0 + timedelta(minutes=m))
+        for i, (cam, m) in enumerate([(2, 9), (1, 0), (1, 2), (2, 7), (9, 12)], start=1)
+    ]
+    seen.append(SimpleNamespace(sighting_id=99, camera_id=1, time=None))
+    rows = timeline_rows(seen, {1: "gate", 2: "hall"}, ZoneInfo("Europe/Berlin"))
+    assert len(rows) == 5 and rows[1] == {
+        "time": datetime(2024, 3, 4, 8, 0),
+        "camera": "gate",
+        "sighting": 2,
+    }
+    route = camera_route(rows)
+    assert [(r["camera"], r["sightings"]) for r in route] == [
+        ("gate", 2),
+        ("hall", 2),
+        ("camera 9", 1),
+    ]
+    assert route[1]["first"] == datetime(2024, 3, 4, 8, 7)
+
+
+def test_one_at_a_time_review_with_keyboard_buttons(console: None) -> None:
+    at = _search(_signed_in(), "review me one by one")
+    if any(b.label == "New identity" for b in at.button):
+        _button(at, "New identity").click()
+        at.run()
+    ident = int(next(b.label for b in at.button if b.label.startswith("Identity ")).split()[1])
+    at.number_input(key="review_for").set_value(ident).run()
+    at.toggle(key="focus_mode").set_value(True).run()
+    assert any(c.value.startswith("Result 1 of 12") for c in at.caption)
+    _button(at, "Next").click()
+    at.run()
+    assert any(c.value.startswith("Result 2 of 12") for c in at.caption)
+    _button(at, "✗ Not").click()
+    at.run()
+    assert at.success and "rejected" in at.success[0].value
+    assert any(c.value.startswith("Result 3 of 12") for c in at.caption)
+
+
+def _cases_script() -> None:
+    from aioreid.ui import views
+
+    views.cases_page()
+
+
+def _audit_script() -> None:
+    from aioreid.ui import views
+
+    views.audit_page()
+
+
+def test_a_case_collects_pins_with_notes_and_exports_verifiable_evidence(
+    console: None, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from aioreid.platform.cli import app
+    from aioreid.ui.connection import make_client
+
+    c = make_client(KEY)
+    at = _page(_cases_script)
+    at.text_input[0].input("Lobby theft")
+    _button(at, "Create case").click()
+    at.run()
+    assert at.success and at.success[0].value.startswith("Case #")
+    case_id = int(at.success[0].value.split("#")[1].split()[0])
+    hit = c.search(text="anyone", limit=3).hits[0]
+    c.pin(case_id, "track", hit.track_id)
+    at.run()
+    assert any(m.value.startswith(f"**Track #{hit.track_id}**") for m in at.markdown)
+    note = next(t for t in at.text_area if t.label == "Note")
+    note.input("left through the gate at 08:02")
+    _button(at, "Save note").click()
+    at.run()
+    assert c.case(case_id).items[0].note == "left through the gate at 08:02"
+    _button(at, "Export evidence").click()
+    at.run()
+    download = list(at.get("download_button"))
+    assert download, "no download button after the export"
+    blob = at.session_state["evidence"][1]
+    evidence = tmp_path / "evidence.zip"
+    evidence.write_bytes(blob)
+    verified = CliRunner().invoke(app, ["case", "verify", str(evidence)])
+    assert verified.exit_code == 0, verified.output
+    audit = _page(_audit_script)
+    frame = audit.dataframe[0].value
+    assert {"pin", "export"} <= set(frame["action"])
+
+
+def test_a_camera_is_located_from_the_index_page(console: None) -> None:
+    from aioreid.ui.connection import make_client
+
+    cam = make_client(KEY).cameras()[0]
+    at = _page(_index_script)
+    at.number_input(key=f"lat-{cam.id}").set_value(48.8566).run()
+    at.number_input(key=f"lon-{cam.id}").set_value(2.3522).run()
+    at.text_input(key=f"loc-{cam.id}").input("Gare du Nord, gate 3").run()
+    _button(at, "Save").click()
+    at.run()
+    assert at.success and f"Camera {cam.name} located" in at.success[0].value
+    located = next(x for x in make_client(KEY).cameras() if x.id == cam.id)
+    assert (located.latitude, located.longitude) == pytest.approx((48.8566, 2.3522))
+    assert located.location == "Gare du Nord, gate 3"

@@ -5,6 +5,7 @@ action, the result checked in the database, and a screenshot saved."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -68,6 +69,20 @@ def console_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         {"data": jpeg(person_image(i)), "name": f"p{i}.jpg", "camera": "gate"} for i in range(8)
     ]
     ingest_many(svc, items, progress=False)
+    # A video whose three walkers become tracks: the track page plays it and steps its frames.
+    from datetime import datetime, timezone
+
+    from platform_fixtures import write_walkers_video
+
+    from aioreid.platform.pipeline.frames import SamplingOptions
+    from aioreid.platform.pipeline.ingest import IngestOptions
+
+    clip = tmp / "hall.mp4"
+    write_walkers_video(clip)
+    start = datetime(2024, 3, 4, 8, 0, tzinfo=timezone.utc)
+    video = IngestOptions(detector="background", sampling=SamplingOptions(sample_fps=5))
+    item = {"path": clip, "camera": "hall", "start_time": start}
+    ingest_many(svc, [item], options=video, progress=False)
     svc.close()
     port = _free_port()
     env = {
@@ -181,20 +196,23 @@ def _click(driver, label: str) -> None:
 
 def test_text_search_and_review_in_a_real_browser(console_url, browser) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     url, home = console_url
     d = browser
     d.get(url)
     _type(d, By.CSS_SELECTOR, "input[type='password']", KEY)
     _click(d, "Sign in")
-    # Ctrl+Enter commits the text area to Streamlit before the button reads it.
-    _type(d, By.TAG_NAME, "textarea", "a person with a red top", Keys.CONTROL, Keys.ENTER)
+    # In the query form the text is sent when "Search" is pressed.
+    _type(d, By.TAG_NAME, "textarea", "a person with a red top")
     _click(d, "Search")
-    _wait(d, lambda d: "sightings in" in d.find_element(By.TAG_NAME, "body").text)
+    _wait(d, lambda d: "tracks ranked" in d.find_element(By.TAG_NAME, "body").text)
     _wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "img")) >= 8)
     body = d.find_element(By.TAG_NAME, "body").text
-    assert "8 sightings in" in body and "gate" in body
+    ranked = [line for line in body.splitlines() if "ranked" in line]
+    assert ranked and re.search(r"1–\d+ of \d+ tracks ranked", ranked[0]), ranked
+    assert "gate" in body
+    assert "a person with a red top" in body  # the query stays beside its results
+    assert "text=a+person+with+a+red+top" in d.current_url  # and is a link
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOT_DIR / "console-search-test.png"
     d.save_screenshot(str(shot))
@@ -212,3 +230,89 @@ def test_text_search_and_review_in_a_real_browser(console_url, browser) -> None:
         ).all()
     engine.dispose()
     assert [(r[0], r[1], bool(r[2])) for r in rows] == [("analyst", "bootstrap", True)]
+
+
+def _page(driver, title: str) -> None:  # type: ignore[no-untyped-def]
+    """Open a console page from the navigation."""
+    from selenium.webdriver.common.by import By
+
+    def find(d):  # type: ignore[no-untyped-def]
+        for a in d.find_elements(By.CSS_SELECTOR, "[data-testid='stSidebarNav'] a"):
+            if a.text.strip().endswith(title):
+                return a
+        return False
+
+    _act(driver, find, lambda a: a.click())
+    _wait(driver, lambda d: title in d.find_element(By.TAG_NAME, "h1").text)
+
+
+def _loaded_images(driver) -> list:  # type: ignore[no-untyped-def]
+    return driver.execute_script(
+        "return [...document.images].filter(i => i.complete && i.naturalWidth > 0)"
+    )
+
+
+def _shot(driver, name: str) -> Path:  # type: ignore[no-untyped-def]
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / name
+    driver.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000
+    return path
+
+
+def test_track_case_and_evidence_export_in_a_real_browser(  # type: ignore[no-untyped-def]
+    console_url, browser, tmp_path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from typer.testing import CliRunner
+
+    from aioreid.platform.cli import app
+
+    url, _ = console_url
+    d = browser
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    d.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    d.get(url)  # a new browser session: sign in again
+    _type(d, By.CSS_SELECTOR, "input[type='password']", KEY)
+    _click(d, "Sign in")
+    # A case to collect the evidence in.
+    _page(d, "Cases")
+    _type(d, By.CSS_SELECTOR, "input[aria-label='New case title']", "Hall incident")
+    _click(d, "Create case")
+    _wait(d, lambda d: "Hall incident" in d.find_element(By.TAG_NAME, "body").text)
+    # Search for the hall camera's tracks, pin one, open it.
+    _page(d, "Search")
+    _type(d, By.TAG_NAME, "textarea", "a person in the hall")
+    _click(d, "Search")
+    _wait(d, lambda d: "tracks ranked" in d.find_element(By.TAG_NAME, "body").text)
+    _wait(d, lambda d: len(_loaded_images(d)) >= 12)
+    _shot(d, "console-search.png")
+    _click(d, "Pin to case")
+    _wait(d, lambda d: "pinned to #" in d.find_element(By.TAG_NAME, "body").text)
+    _click(d, "Open")
+    _wait(d, lambda d: "Frames with the box" in d.find_element(By.TAG_NAME, "body").text)
+    _wait(d, lambda d: "into the source" in d.find_element(By.TAG_NAME, "body").text)
+    _wait(d, lambda d: len(_loaded_images(d)) >= 3)
+    _shot(d, "console-track.png")
+    # Export the case and check the ZIP the browser saved.
+    _page(d, "Cases")
+    _click(d, "Export evidence")
+    _click(d, "Download the evidence ZIP")
+    zips = _wait(d, lambda d: [p for p in downloads.glob("*.zip") if p.stat().st_size > 0])
+    verified = CliRunner().invoke(app, ["case", "verify", str(zips[0])])
+    assert verified.exit_code == 0, verified.output
+    body = d.find_element(By.TAG_NAME, "body").text
+    assert "#1 Hall incident" in body  # the case to pin to survives the page changes
+    _page(d, "Identity")
+    _wait(
+        d,
+        lambda d: (
+            "Route:" in d.find_element(By.TAG_NAME, "body").text
+            or "recording time" in d.find_element(By.TAG_NAME, "body").text
+        ),
+    )
+    _wait(d, lambda d: len(_loaded_images(d)) >= 1)
+    _shot(d, "console-identity.png")

@@ -11,7 +11,7 @@ import streamlit as st
 from aioreid.ui import views as pages
 from aioreid.ui.connection import check_key, make_client
 
-st.set_page_config(page_title="aio-reid console", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="aio-reid console", page_icon=":material/search:", layout="wide")
 
 
 def login() -> None:
@@ -34,16 +34,31 @@ if "api_key" not in st.session_state:
     login()
 else:
     st.session_state.setdefault("client", make_client(st.session_state["api_key"]))
-    identity = st.Page(pages.identity_page, title="Identity", icon="🧍", url_path="identity")
+    # Material icons: emoji render as empty boxes where the browser has no emoji font.
+    identity = st.Page(
+        pages.identity_page, title="Identity", icon=":material/person:", url_path="identity"
+    )
+    track = st.Page(pages.track_page, title="Track", icon=":material/route:", url_path="track")
     st.session_state["identity_page_obj"] = identity
+    st.session_state["track_page_obj"] = track
     nav = st.navigation(
         [
-            st.Page(pages.search_page, title="Search", icon="🔎", url_path="search", default=True),
+            st.Page(
+                pages.search_page,
+                title="Search",
+                icon=":material/search:",
+                url_path="search",
+                default=True,
+            ),
+            track,
             identity,
-            st.Page(pages.ingest_page, title="Ingest", icon="📥", url_path="ingest"),
-            st.Page(pages.index_page, title="Index", icon="🗂️", url_path="index"),
+            st.Page(pages.cases_page, title="Cases", icon=":material/folder:", url_path="cases"),
+            st.Page(pages.audit_page, title="Audit", icon=":material/history:", url_path="audit"),
+            st.Page(pages.ingest_page, title="Ingest", icon=":material/upload:", url_path="ingest"),
+            st.Page(pages.index_page, title="Index", icon=":material/storage:", url_path="index"),
         ]
     )
+    pages.case_picker()  # on every page, so the chosen case survives page changes
     with st.sidebar:
         if st.button("Sign out"):
             for k in list(st.session_state):

@@ -47,6 +47,10 @@ class _KeyedClient:
     def get(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
         return self.request("GET", url, **kwargs)
 
+    def stream(self, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
+        headers = {**kwargs.pop("headers", {}), **self.headers}
+        return self._http.stream(method, url, headers=headers, **kwargs)
+
     def close(self) -> None:  # the in-process app outlives one session
         pass
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields, replace
+from datetime import datetime, tzinfo
 from typing import Any
-
-import cv2
-import numpy as np
 
 
 def attribute_filter(text: str) -> dict[str, str]:
@@ -23,27 +22,6 @@ def attribute_filter(text: str) -> dict[str, str]:
     return out
 
 
-def hit_caption(hit: Any) -> str:
-    """Score · camera · time · which query part matched best."""
-    when = hit.time.strftime("%Y-%m-%d %H:%M:%S") if hit.time else "time unknown"
-    who = f" · ID {hit.identity_id}" if hit.identity_id is not None else ""
-    flag = {"confirmed": " ✓", "rejected": " ✗"}.get(hit.review, "")
-    return f"{hit.score:.3f} · {hit.camera or '?'} · {when} · {hit.best_part}{who}{flag}"
-
-
-def group_hits(groups: list[Any]) -> list[dict[str, Any]]:
-    """Identity groups as titled blocks, best first; unassigned sightings are one block each."""
-    out = []
-    for i, g in enumerate(sorted(groups, key=lambda g: -g.best_score)):
-        title = (
-            f"Identity {g.identity_id}" + (f" · {g.label}" if g.label else "")
-            if g.identity_id is not None
-            else "Unassigned sighting"
-        )
-        out.append({"key": i, "title": title, "best": g.best_score, "hits": g.hits})
-    return out
-
-
 def job_progress(job: Any) -> tuple[float, str]:
     """Fraction done (0..1) and a label such as ``running 12/40, 1 failed``."""
     total = max(1, job.total)
@@ -54,28 +32,34 @@ def job_progress(job: Any) -> tuple[float, str]:
     return frac, label
 
 
-def timeline_rows(sightings: list[Any]) -> list[dict[str, Any]]:
-    """Sightings with a time as ``{"time", "camera"}`` rows for a timeline chart."""
+def timeline_rows(
+    sightings: list[Any], camera_names: dict[int, str], tz: tzinfo
+) -> list[dict[str, Any]]:
+    """Sightings with a time as timeline rows: local time, camera name, sighting id."""
     return [
-        {"time": s.time, "camera": f"cam {s.camera_id}"} for s in sightings if s.time is not None
+        {
+            "time": s.time.astimezone(tz).replace(tzinfo=None),
+            "camera": camera_names.get(s.camera_id, f"camera {s.camera_id}"),
+            "sighting": s.sighting_id,
+        }
+        for s in sightings
+        if s.time is not None
     ]
 
 
-def sketch_png(rgba: np.ndarray | None) -> bytes | None:
-    """A drawing pad's RGBA array → PNG bytes, or None while nothing is drawn."""
-    if rgba is None:
-        return None
-    arr = np.asarray(rgba)
-    if arr.ndim != 3 or arr.shape[2] < 3:
-        return None
-    rgb = arr[..., :3].astype(np.uint8)
-    if arr.shape[2] == 4:  # transparent pixels are paper
-        alpha = arr[..., 3:4].astype(np.float32) / 255.0
-        rgb = (rgb * alpha + 255 * (1 - alpha)).astype(np.uint8)
-    if int(rgb.min()) > 200:  # blank
-        return None
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    return buf.tobytes() if ok else None
+def camera_route(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The route across cameras in time order: consecutive sightings at one camera are one
+    stop (first and last time, how many sightings)."""
+    stops: list[dict[str, Any]] = []
+    for r in sorted(rows, key=lambda r: r["time"]):
+        if stops and stops[-1]["camera"] == r["camera"]:
+            stops[-1]["last"] = r["time"]
+            stops[-1]["sightings"] += 1
+        else:
+            stops.append(
+                {"camera": r["camera"], "first": r["time"], "last": r["time"], "sightings": 1}
+            )
+    return stops
 
 
 def within_limits(
@@ -93,3 +77,119 @@ def within_limits(
         else:
             keep.append(i)
     return keep, left_out
+
+
+# ------------------------------------------------------------------------- search state
+
+#: Query-string keys of a search (what a shared link carries).
+_LIST_KEYS = ("cams", "mods")
+
+
+@dataclass(frozen=True)
+class SearchState:
+    """One submitted search, as the URL holds it: the console shows results for exactly
+    this state, so no widget change silently re-runs another query. Uploaded images cannot
+    travel in a URL; ``images`` names them by a short hash the session keeps."""
+
+    text: str = ""
+    similar: int | None = None
+    images: tuple[str, ...] = ()  # "rgb:3fa2c1d0", ...
+    cams: tuple[int, ...] = ()
+    mods: tuple[str, ...] = ()
+    review: str = "any"
+    attrs: str = ""
+    time_from: str = ""
+    time_to: str = ""
+    min_score: float | None = None
+    level: str = "track"
+    sort: str = "score"
+    per_page: int = 24
+    page: int = 1
+
+    @property
+    def empty(self) -> bool:
+        return not (self.text or self.similar or self.images)
+
+    def to_query(self) -> dict[str, str]:
+        """Only what differs from the defaults, as strings (``st.query_params``)."""
+        out: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value == f.default:
+                continue
+            if isinstance(value, tuple):
+                out[f.name] = ",".join(str(v) for v in value)
+            else:
+                out[f.name] = str(value)
+        return out
+
+    @classmethod
+    def from_query(cls, query: dict[str, str]) -> SearchState:
+        """The state a URL names; a malformed value falls back to its default."""
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = query.get(f.name)
+            if raw is None or raw == "":
+                continue
+            try:
+                kwargs[f.name] = _parse_field(f.name, raw)
+            except ValueError:
+                continue
+        state = cls(**kwargs)
+        if state.level not in ("track", "sighting") or state.sort not in ("score", "time"):
+            state = replace(state, level="track", sort="score")
+        return replace(state, page=max(1, state.page), per_page=min(max(6, state.per_page), 120))
+
+    def filters(self, tz: tzinfo) -> dict[str, Any]:
+        """The API's ``SearchFilters``; times are read in ``tz`` (naive input) and sent UTC."""
+        flt: dict[str, Any] = {}
+        if self.cams:
+            flt["cameras"] = list(self.cams)
+        if self.mods:
+            flt["modalities"] = list(self.mods)
+        if self.review != "any":
+            flt["review"] = self.review
+        attrs = attribute_filter(self.attrs)
+        if attrs:
+            flt["attributes"] = attrs
+        for key, value in (("time_from", self.time_from), ("time_to", self.time_to)):
+            if value:
+                t = datetime.fromisoformat(value)
+                flt[key] = (t if t.tzinfo else t.replace(tzinfo=tz)).isoformat()
+        return flt
+
+
+def _parse_field(name: str, raw: str) -> Any:
+    if name in ("similar", "per_page", "page"):
+        return int(raw)
+    if name == "min_score":
+        return float(raw)
+    if name == "cams":
+        return tuple(int(v) for v in raw.split(",") if v)
+    if name in ("images", "mods"):
+        return tuple(v for v in raw.split(",") if v)
+    return raw
+
+
+def time_order(hits: list[Any]) -> list[Any]:
+    """Hits by time (unknown times last), for "sort by time" over the best matches."""
+    return sorted(hits, key=lambda h: (h.time is None, h.time or datetime.min))
+
+
+def local_span(start: datetime | None, end: datetime | None, tz: tzinfo) -> str:
+    """``2024-03-04 08:01:12–08:01:40 CET`` in the viewer's zone (dates once when equal)."""
+    if start is None:
+        return "time unknown"
+    a = start.astimezone(tz)
+    if end is None or end == start:
+        return f"{a:%Y-%m-%d %H:%M:%S} {a.tzname()}"
+    b = end.astimezone(tz)
+    tail = f"{b:%H:%M:%S}" if b.date() == a.date() else f"{b:%Y-%m-%d %H:%M:%S}"
+    return f"{a:%Y-%m-%d %H:%M:%S}–{tail} {a.tzname()}"
+
+
+def is_query_image(object_key: str, query_shas: set[str]) -> bool:
+    """Whether a hit's crop is byte for byte one of the query's images (keys are
+    content-addressed: ``crops/ab/<sha256>.jpg``), e.g. an IR query finding itself."""
+    name = object_key.rsplit("/", 1)[-1]
+    return name.split(".", 1)[0] in query_shas

@@ -118,6 +118,11 @@ class AIOConfig:
 
     backbone: str = "minilm-l6"
     local_files_only: bool = True
+    #: False builds a ``timm:`` backbone's architecture with fixed-seed random weights instead
+    #: of its pretrained ones: for tests and smoke runs of a recipe whose weights are not at
+    #: hand (e.g. the GPU recipe's LAION ViT-B/16 on an offline CPU machine); never for real
+    #: training. Ignored by the other backbone forms.
+    pretrained_backbone: bool = True
     image_size: tuple[int, int] = (128, 64)
     stem_channels: tuple[int, int] = (32, 64)
     #: Residual conv blocks after each image tokenizer's stem (OUR CHOICE, default 0).
@@ -242,7 +247,7 @@ class AIOModel(nn.Module):
         super().__init__()
         self.config = cfg = config or AIOConfig()
         self.backbone = backbone or build_backbone(
-            cfg.backbone, local_files_only=cfg.local_files_only
+            cfg.backbone, local_files_only=cfg.local_files_only, pretrained=cfg.pretrained_backbone
         )
         width = self.backbone.width
         self.width = width

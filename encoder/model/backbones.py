@@ -14,6 +14,9 @@ Registry (``build_backbone(spec)``):
   ``.embeddings.word_embeddings``), loaded with ``local_files_only``.
 * ``"timm:<model name>[@<local weights file>]"`` - a timm ViT (``.blocks``, ``.norm_pre``,
   ``.norm``), e.g. ``timm:vit_base_patch16_clip_224.laion2b`` (the paper's frozen encoder).
+  Without ``@file``, offline (``local_files_only``) the weights come from the local Hugging
+  Face cache when timm's hub repo (``timm/<model name>``) is in it; ``pretrained=False``
+  builds the architecture with fixed-seed random weights (tests, smoke runs).
 * ``"tiny"`` - a randomly initialised (fixed seed) 2-layer, width-64 BERT with the MiniLM
   vocabulary, for tests.
 """
@@ -338,6 +341,41 @@ def _build_tiny(*, local_files_only: bool) -> HFBertBackbone:
     return HFBertBackbone(model, backbone_id="tiny", text_tokenizer_path=tok_path)
 
 
+_RANDOM_SEED = 1234
+#: Weight files timm publishes in its hub repos, in the order timm itself prefers them.
+_TIMM_HUB_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def _timm_hub_id(name: str) -> str | None:
+    """The Hugging Face repo timm downloads ``name``'s weights from, e.g.
+    ``timm/vit_base_patch16_clip_224.laion2b``; ``None`` when timm knows none."""
+    try:
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(name)
+    except (ImportError, RuntimeError, ValueError):  # pragma: no cover - timm internals
+        return None
+    hub_id = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
+    return str(hub_id) if hub_id else None
+
+
+def _timm_cached_weights(name: str) -> str | None:
+    """Path of ``name``'s weights in the local Hugging Face cache (never downloads)."""
+    hub_id = _timm_hub_id(name)
+    if hub_id is None:
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers brings it
+        return None
+    repo, _, revision = hub_id.partition("@")
+    for filename in _TIMM_HUB_FILES:
+        found = try_to_load_from_cache(repo, filename, revision=revision or None)
+        if isinstance(found, str) and Path(found).is_file():
+            return found
+    return None
+
+
 def _build_timm(
     target: str, *, local_files_only: bool, pretrained: bool, **model_kwargs: Any
 ) -> TimmViTBackbone:
@@ -357,13 +395,26 @@ def _build_timm(
     elif not pretrained:
         use_pretrained = False
     elif local_files_only:
-        raise _offline_error(
-            f"'timm:{name}'", "timm would download them; no local weights file was given"
-        )
+        cached = _timm_cached_weights(name)
+        if cached is None:
+            raise _offline_error(
+                f"'timm:{name}'",
+                "timm would download them; no local weights file was given and the hub repo "
+                f"{_timm_hub_id(name) or '(none)'!r} is not in the local Hugging Face cache",
+            )
+        kwargs["pretrained_cfg_overlay"] = {"file": cached}
+        use_pretrained = True
     else:
         use_pretrained = True
     try:
-        model = timm.create_model(name, pretrained=use_pretrained, **kwargs)
+        if use_pretrained:
+            model = timm.create_model(name, pretrained=True, **kwargs)
+        else:
+            # Fixed seed: a rebuilt random backbone has the same weights (and hash), so a
+            # checkpoint trained on it loads again (tests of the GPU recipe's architecture).
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(_RANDOM_SEED)
+                model = timm.create_model(name, pretrained=False, **kwargs)
     except RuntimeError as exc:
         if "Unknown model" in str(exc) or "Unknown" in str(exc):
             raise ValueError(f"unknown timm model {name!r}: {exc}") from exc

@@ -4,9 +4,12 @@ Batch format (what the training loop passes)::
 
     {"rgb": B x 3 x H x W, "ir": B x 3 x H x W, "sketch": B x 3 x H x W,   # float, normalised
      "text": list[str] (B captions), "pids": LongTensor[B] relabelled 0..C-1,
-     "attr_text": list[str] (optional: all captions of each sample's identity, joined)}
+     "attr_text": list[str] (optional: all captions of each sample's identity, joined),
+     "has_text": BoolTensor[B] (optional: which rows have a caption)}
 
 Image keys or ``"text"`` may be absent (or ``None``); views needing them are then skipped.
+With ``"has_text"``, views that include text are built from the captioned rows only (a
+batch mixing text-ReID data with caption-less IR or sketch data keeps its text views).
 """
 
 from __future__ import annotations
@@ -27,7 +30,21 @@ from .tokenizers import Part
 __all__ = ["compute_losses"]
 
 
-def _inputs(model: AIOModel, batch: Mapping[str, Any]) -> dict[Modality, Part]:
+def _text_rows(model: AIOModel, batch: Mapping[str, Any]) -> Tensor | None:
+    """Indices of the captioned rows when ``has_text`` marks only some (``None``: all rows,
+    or no text at all)."""
+    has = batch.get("has_text")
+    if batch.get(Modality.TEXT.value) is None or has is None:
+        return None
+    has = torch.as_tensor(has, dtype=torch.bool)
+    if bool(has.all()):
+        return None
+    return has.nonzero().flatten().to(model.device)
+
+
+def _inputs(
+    model: AIOModel, batch: Mapping[str, Any], text_rows: Tensor | None
+) -> dict[Modality, Part]:
     out: dict[Modality, Part] = {}
     for m in (Modality.RGB, Modality.IR, Modality.SKETCH):
         v = batch.get(m.value)
@@ -35,8 +52,24 @@ def _inputs(model: AIOModel, batch: Mapping[str, Any]) -> dict[Modality, Part]:
             out[m] = v.to(model.device, torch.float32)
     text = batch.get(Modality.TEXT.value)
     if text is not None:
-        out[Modality.TEXT] = model.encode_text(list(text))
+        captions = list(text)
+        if text_rows is not None:
+            captions = [captions[i] for i in text_rows.tolist()]
+        if captions:
+            out[Modality.TEXT] = model.encode_text(captions)
     return out
+
+
+def _view_rows(
+    view: tuple[Modality, ...], inputs: Mapping[Modality, Part], text_rows: Tensor | None
+) -> dict[Modality, Part]:
+    """The view's parts; with text among them, image parts restricted to captioned rows."""
+    if text_rows is None or Modality.TEXT not in view:
+        return {m: inputs[m] for m in view}
+    return {
+        m: inputs[m] if m is Modality.TEXT else inputs[m][text_rows]  # type: ignore[index]
+        for m in view
+    }
 
 
 def _vgmam(
@@ -95,23 +128,30 @@ def compute_losses(
     if "pids" not in batch:
         raise KeyError("batch needs 'pids' (LongTensor[B] relabelled 0..C-1)")
     pids = torch.as_tensor(batch["pids"]).to(model.device).long()
-    inputs = _inputs(model, batch)
+    text_rows = _text_rows(model, batch)
+    inputs = _inputs(model, batch, text_rows)
     views = [v for v in (parse_view(s) for s in cfg.train_views) if all(m in inputs for m in v)]
     if not views:
         raise ValueError(
             f"no training view of {list(cfg.train_views)} can be built from batch keys "
             f"{sorted(k for k in batch if batch[k] is not None)}"
         )
-    b = pids.shape[0]
+    # Rows of each view: all, or the captioned ones for a view with text.
+    rows = [text_rows if text_rows is not None and Modality.TEXT in v else None for v in views]
+    view_pids = [pids if r is None else pids[r] for r in rows]
     pre: list[Tensor] = []
-    for view in views:
-        feats = model.forward_features({m: inputs[m] for m in view}, neck=False)
-        if feats.pre_bn.shape[0] != b:
-            raise ValueError(f"view {view} has batch size {feats.pre_bn.shape[0]}, pids {b}")
+    for view, vp in zip(views, view_pids, strict=True):
+        feats = model.forward_features(_view_rows(view, inputs, text_rows), neck=False)
+        if feats.pre_bn.shape[0] != vp.shape[0]:
+            raise ValueError(
+                f"view {view} has batch size {feats.pre_bn.shape[0]}, pids {vp.shape[0]}"
+            )
         pre.append(feats.pre_bn)
+    sizes = [int(vp.shape[0]) for vp in view_pids]
+    pids_all = torch.cat(view_pids)
     pre_all = torch.cat(pre)
     bn_all = model.bottleneck(pre_all)
-    bn = list(bn_all.split(b))
+    bn = list(bn_all.split(sizes))
 
     losses: dict[str, Tensor] = {}
     total = pre_all.new_zeros(())
@@ -125,16 +165,19 @@ def compute_losses(
                 f"{int(pids.min())}..{int(pids.max())}"
             )
         logits = model.classifier(bn_all)
-        cc_id = label_smoothing_cross_entropy(logits, pids.repeat(len(views)), cfg.label_smoothing)
+        cc_id = label_smoothing_cross_entropy(logits, pids_all, cfg.label_smoothing)
         losses["cc_id"] = cc_id
         with torch.no_grad():  # per-view training accuracy: which modality learns identity
-            hit = (logits.argmax(1) == pids.repeat(len(views))).float().split(b)
+            hit = (logits.argmax(1) == pids_all).float().split(sizes)
             for view, h in zip(views, hit, strict=True):
                 losses[f"acc_{view_key(view)}"] = h.mean()
         cc = cc_id
         if cfg.use_triplet:
             trip = torch.stack(
-                [batch_hard_triplet_loss(f, pids, cfg.triplet_margin) for f in pre]
+                [
+                    batch_hard_triplet_loss(f, vp, cfg.triplet_margin)
+                    for f, vp in zip(pre, view_pids, strict=True)
+                ]
             ).mean()
             losses["cc_triplet"] = trip
             cc = cc + cfg.triplet_weight * trip
@@ -143,8 +186,21 @@ def compute_losses(
 
     if cfg.use_vgmam and model.vgmam is not None and Modality.TEXT in inputs:
         guides = [m for m in (Modality.parse(v) for v in cfg.vgmam_views) if m in inputs]
+        vg_batch = batch
+        if text_rows is not None:  # captioned rows only
+            captions = list(batch["text"])
+            vg_batch = {**batch, "text": [captions[i] for i in text_rows.tolist()]}
         if guides:
-            parts = [_vgmam(model, batch, inputs[m], m, generator) for m in guides]
+            parts = [
+                _vgmam(
+                    model,
+                    vg_batch,
+                    _view_rows((m, Modality.TEXT), inputs, text_rows)[m],
+                    m,
+                    generator,
+                )
+                for m in guides
+            ]
             losses["vgmam"] = vg_loss = torch.stack([p[0] for p in parts]).mean()
             for m, (_, acc) in zip(guides, parts, strict=True):
                 losses["vgmam_acc" if m is Modality.RGB else f"vgmam_acc_{m.value}"] = acc
@@ -153,7 +209,10 @@ def compute_losses(
     attr_text = batch.get("attr_text")
     if cfg.use_attr and model.attr is not None and attr_text is not None:
         targets = model.attr.targets(list(attr_text))
-        parts = [model.attr.loss(f, targets, v) for v, f in zip(views, bn, strict=True)]
+        parts = [
+            model.attr.loss(f, targets if r is None else targets[r], v)
+            for v, f, r in zip(views, bn, rows, strict=True)
+        ]
         attr = torch.stack([p[0] for p in parts]).mean()
         losses["attr"] = attr
         for view, (_, f1) in zip(views, parts, strict=True):
@@ -170,8 +229,10 @@ def compute_losses(
         anchors = feats[views.index(anchor_view)]
         if cfg.mfb_anchor_detach:
             anchors = anchors.detach()
-        others = [(f, pids) for v, f in zip(views, feats, strict=True) if v != anchor_view]
-        mfb = model.mfb(anchors, pids, others)
+        others = [
+            (f, vp) for v, f, vp in zip(views, feats, view_pids, strict=True) if v != anchor_view
+        ]
+        mfb = model.mfb(anchors, view_pids[views.index(anchor_view)], others)
         losses["mfb"] = mfb
         total = total + cfg.mfb_weight * mfb
 

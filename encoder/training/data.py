@@ -34,7 +34,7 @@ from aioreid.encoder.training.transforms import (
     to_three_channels,
 )
 
-__all__ = ["BATCH_KEYS", "STAGES", "MultimodalTrainSet", "collate"]
+__all__ = ["BATCH_KEYS", "STAGES", "MultimodalTrainSet", "collate", "identity_map"]
 
 #: Keys of a collated batch (see :func:`collate`).
 BATCH_KEYS = (
@@ -74,6 +74,22 @@ def _flatten(records: RecordSource) -> list[tuple[Hashable, Record]]:
 
 def _sort_key(key: Hashable) -> tuple:
     return key if isinstance(key, tuple) else ("", key)
+
+
+def _identity_map(rgb: Sequence[tuple[Hashable, Record]]) -> dict[Hashable, int]:
+    return {k: i for i, k in enumerate(sorted({k for k, _ in rgb}, key=_sort_key))}
+
+
+def identity_map(records: RecordSource) -> dict[Hashable, int]:
+    """Identity key -> contiguous label over the identities with an RGB image (pid >= 0), as
+    :meth:`MultimodalTrainSet.from_records` numbers them."""
+    return _identity_map(
+        [
+            (k, r)
+            for k, r in _flatten(records)
+            if r.pid >= 0 and r.modality is Modality.RGB and r.path is not None
+        ]
+    )
 
 
 class MultimodalTrainSet(Dataset):
@@ -146,6 +162,7 @@ class MultimodalTrainSet(Dataset):
         use_real_sketch: bool = True,
         synthesize_missing: bool = True,
         seed: int = 0,
+        pid_map: Mapping[Hashable, int] | None = None,
         **options: Any,
     ) -> MultimodalTrainSet:
         """Build the set from any mixture of RGB / IR / sketch / text records.
@@ -153,14 +170,25 @@ class MultimodalTrainSet(Dataset):
         ``records`` is a list (one shared pid space) or ``{source name: records}`` (separate
         pid spaces). Records with pid < 0 (junk) and image records without a path are
         dropped; text records contribute captions by pid and by described image.
-        ``options`` go to the constructor (``prefer_own_caption``, ``line_art_method``,
-        ``sketch_jitter``, ``ir_options``, ``transform_options``, ``cache_images``).
+        ``pid_map`` (identity key -> label, e.g. :func:`identity_map` of a larger record set)
+        fixes the labels, so that sets built from parts of the data share one classifier;
+        it must cover every identity with an RGB image. ``options`` go to the constructor
+        (``prefer_own_caption``, ``line_art_method``, ``sketch_jitter``, ``ir_options``,
+        ``transform_options``, ``cache_images``).
         """
         pairs = [(k, r) for k, r in _flatten(records) if r.pid >= 0]
         rgb = [(k, r) for k, r in pairs if r.modality is Modality.RGB and r.path is not None]
         if not rgb:
             raise ValueError("no RGB records with pid >= 0: the training set would be empty")
-        pid_map = {k: i for i, k in enumerate(sorted({k for k, _ in rgb}, key=_sort_key))}
+        if pid_map is None:
+            pid_map = _identity_map(rgb)
+        else:
+            missing = {k for k, _ in rgb} - set(pid_map)
+            if missing:
+                raise ValueError(
+                    f"pid_map lacks {len(missing)} identities of the records, e.g. "
+                    f"{sorted(missing, key=_sort_key)[:3]}"
+                )
         ir: dict[int, list[Path]] = {}
         sketch: dict[int, list[Path]] = {}
         captions: dict[int, list[str]] = {}

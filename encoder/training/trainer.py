@@ -28,8 +28,8 @@ from tqdm.auto import tqdm
 from aioreid.encoder.data.datasets import load_dataset
 from aioreid.encoder.data.records import Record
 from aioreid.encoder.model import AIOConfig, AIOModel, compute_losses
-from aioreid.encoder.training.config import TrainConfig
-from aioreid.encoder.training.data import MultimodalTrainSet, collate
+from aioreid.encoder.training.config import WORLD, StageConfig, TrainConfig
+from aioreid.encoder.training.data import MultimodalTrainSet, collate, identity_map
 from aioreid.encoder.training.sampler import PKSampler
 from aioreid.encoder.training.world_records import world_train_records
 
@@ -69,14 +69,17 @@ def resolve_device(spec: str) -> torch.device:
 
 
 def train_records(cfg: TrainConfig) -> list[Record] | dict[str, list[Record]]:
-    """A synthetic world shares one pid space; real sources keep theirs apart."""
+    """A synthetic world shares one pid space; real sources keep theirs apart (keyed by
+    dataset name, ``world`` for the world). ValueError when a source has no root."""
     if cfg.world is not None and not cfg.sources:
         return world_train_records(cfg.world)
+    cfg.require_roots()
     out: dict[str, list[Record]] = {}
     if cfg.world is not None:
-        out["world"] = world_train_records(cfg.world)
+        out[WORLD] = world_train_records(cfg.world)
     for src in cfg.sources:
-        out[f"{src.dataset}:{src.root}"] = load_dataset(src.dataset, src.root, **src.options).train
+        assert src.root is not None
+        out[src.dataset] = load_dataset(src.dataset, src.root, **src.options).train
     return out
 
 
@@ -106,11 +109,17 @@ class _SkipFirst(Sampler[list]):
 class Trainer:
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
+        # Data first (roots, layouts, enough identities per stage): the likeliest mistakes
+        # with a real-data recipe surface before any device or weights are touched.
+        self.records = train_records(cfg)
+        # One label space over every stage's data: a later stage may add identities.
+        self.pid_map = identity_map(self.records)
+        self.num_classes = len(self.pid_map)
+        #: Optimizer steps of each stage (``epochs`` resolved against the stage's data).
+        self.stage_steps = [self._steps_of(stage) for stage in cfg.stages]
+        self.total_steps = sum(self.stage_steps)
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
-        self.records = train_records(cfg)
-        probe = self._dataset(cfg.stages[0].use_real_ir, cfg.stages[0].use_real_sketch)
-        self.num_classes = probe.num_classes
         model_cfg = AIOConfig.from_dict({**cfg.model, "num_classes": self.num_classes})
         self.model = AIOModel(model_cfg).to(self.device)
         self.backbone_hash = self.model.backbone.weights_hash()  # before any unfrozen update
@@ -123,23 +132,49 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
-            lambda s: lr_factor(s, cfg.warmup_steps, cfg.total_steps, cfg.min_lr_ratio),
+            lambda s: lr_factor(s, cfg.warmup_steps, self.total_steps, cfg.min_lr_ratio),
         )
         self.amp_dtype, self.scaler = self._amp()
         self.position = Position()
         self.out = Path(cfg.output_dir)
 
     # ----------------------------------------------------------------- set-up
-    def _dataset(self, real_ir: bool, real_sketch: bool) -> MultimodalTrainSet:
+    def _stage_records(self, stage: StageConfig) -> list[Record] | dict[str, list[Record]]:
+        if not isinstance(self.records, dict):  # a world alone: one shared pid space
+            return self.records
+        return {name: self.records[name] for name in self.cfg.stage_datasets(stage)}
+
+    def _dataset(self, stage: StageConfig) -> MultimodalTrainSet:
         return MultimodalTrainSet.from_records(
-            self.records,
+            self._stage_records(stage),
             size=tuple(self.cfg.model.get("image_size", (128, 64))),  # type: ignore[arg-type]
-            use_real_ir=real_ir,
-            use_real_sketch=real_sketch,
+            use_real_ir=stage.use_real_ir,
+            use_real_sketch=stage.use_real_sketch,
             synthesize_missing=self.cfg.synthesize_missing,
             seed=self.cfg.seed,
+            pid_map=self.pid_map,
             transform_options={"gray_p": self.cfg.rgb_gray_p} if self.cfg.rgb_gray_p else None,
         )
+
+    def _steps_of(self, stage: StageConfig) -> int:
+        """``steps``, or ``epochs`` x the optimizer steps of one pass over the stage's data.
+        Checks that the stage has enough identities for PK batches (ValueError otherwise)."""
+        cfg = self.cfg
+        try:
+            dataset = self._dataset(stage)
+        except ValueError as exc:
+            raise ValueError(f"stage {stage.name!r}: {exc}") from exc
+        identities = len(set(dataset.labels))
+        if identities < cfg.p:
+            raise ValueError(
+                f"stage {stage.name!r} has {identities} identities with RGB images, fewer than "
+                f"p={cfg.p} per batch"
+            )
+        if stage.steps is not None:
+            return stage.steps
+        assert stage.epochs is not None
+        batches = max(1, len(dataset) // (cfg.p * cfg.k))  # one PKSampler epoch
+        return stage.epochs * max(1, math.ceil(batches / cfg.grad_accum))
 
     def _amp(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
         """auto: bf16 (or fp16 with a scaler) on CUDA; on CPU bf16 only where the CPU has
@@ -222,8 +257,9 @@ class Trainer:
         self.model.train()
         sums: dict[str, float] = {}
         for batch in batches:
-            if not bool(batch["has_text"].all()):
-                batch = {**batch, "text": None}  # text views need a caption for every row
+            if not bool(batch["has_text"].any()):
+                batch = {**batch, "text": None}  # no caption: no text view
+            # else rows without a caption are left out of the text views (compute_losses)
             with self._autocast():
                 losses = compute_losses(self.model, batch)
             loss = losses["total"] / len(batches)
@@ -275,8 +311,8 @@ class Trainer:
         cfg = self.cfg
         if cfg.max_minutes is None:
             return None
-        through = sum(s.steps for s in cfg.stages[: self.position.stage + 1])
-        return cfg.max_minutes * through / max(1, cfg.total_steps)
+        through = sum(self.stage_steps[: self.position.stage + 1])
+        return cfg.max_minutes * through / max(1, self.total_steps)
 
     def fit(self, *, progress: bool = True, resume: bool = True) -> dict[str, Any]:
         """Run (or finish) every stage; returns a summary and writes ``final.pt``."""
@@ -284,7 +320,7 @@ class Trainer:
         resumed = self.resume() if resume else False
         started = time.perf_counter()
         bar = tqdm(
-            total=cfg.total_steps,
+            total=self.total_steps,
             initial=self.position.step,
             desc="train",
             unit="step",
@@ -294,16 +330,17 @@ class Trainer:
         last: dict[str, float] = {}
         while self.position.stage < len(cfg.stages):
             stage = cfg.stages[self.position.stage]
-            dataset = self._dataset(stage.use_real_ir, stage.use_real_sketch)
+            stage_steps = self.stage_steps[self.position.stage]
+            dataset = self._dataset(stage)
             batches = self._batches(dataset)
-            while self.position.stage_step < stage.steps:
+            while self.position.stage_step < stage_steps:
                 t0 = time.perf_counter()
                 last = self._step([next(batches) for _ in range(cfg.grad_accum)])
                 self.position.step += 1
                 self.position.stage_step += 1
                 bar.update(1)
                 bar.set_postfix(stage=stage.name, loss=f"{last['total']:.3f}")
-                stage_done = self.position.stage_step == stage.steps
+                stage_done = self.position.stage_step == stage_steps
                 if self.position.step % cfg.log_every == 0 or stage_done:
                     samples = cfg.p * cfg.k * cfg.grad_accum
                     self._log(
@@ -346,6 +383,7 @@ class Trainer:
         return {
             "final": str(final),
             "steps": self.position.step,
+            "stage_steps": self.stage_steps,
             "resumed": resumed,
             "stopped_early": stopped_early,
             "num_classes": self.num_classes,

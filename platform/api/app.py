@@ -18,6 +18,8 @@ from starlette.types import Scope
 
 from aioreid.platform.api import (
     routes_admin,
+    routes_audit,
+    routes_cases,
     routes_ingest,
     routes_keys,
     routes_review,
@@ -26,6 +28,7 @@ from aioreid.platform.api import (
 )
 from aioreid.platform.api.schemas import KEYED_ERRORS
 from aioreid.platform.api.uploads import BodySizeLimit
+from aioreid.platform.cases.service import CaseError
 from aioreid.platform.config import Settings, get_settings
 from aioreid.platform.db import crud
 from aioreid.platform.db.enums import KeyRole
@@ -46,6 +49,7 @@ _ERRORS: list[tuple[type[Exception], int]] = [
     (NotFound, status.HTTP_404_NOT_FOUND),
     (CollectionNotFound, status.HTTP_503_SERVICE_UNAVAILABLE),
     (ReviewError, status.HTTP_409_CONFLICT),
+    (CaseError, status.HTTP_409_CONFLICT),
     (ReindexRefused, status.HTTP_409_CONFLICT),
     (EncoderUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
     (StorageUnavailable, status.HTTP_503_SERVICE_UNAVAILABLE),
@@ -139,6 +143,8 @@ def create_app(
         routes_ingest,
         routes_admin,
         routes_keys,
+        routes_cases,
+        routes_audit,
     ):
         # Every route behind a key may answer 401, 403 and 422: documented once, here. The
         # admin router's health and signed-link routes need no key; its routes document theirs.

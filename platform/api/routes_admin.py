@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import threading
+import time
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi.responses import FileResponse
 from sqlalchemy import func, select, text
 
 from aioreid.platform.api.deps import Caller, get_services, require_role
 from aioreid.platform.api.schemas import (
     KEYED_ERRORS,
+    MAX_SMALL_ID,
     CameraOut,
+    CameraPosition,
     EncoderVersionOut,
     GenerationOut,
     GenerationProgress,
@@ -18,6 +22,7 @@ from aioreid.platform.api.schemas import (
     StatsOut,
     error_responses,
 )
+from aioreid.platform.db import crud
 from aioreid.platform.db.models import (
     Camera,
     EncoderVersion,
@@ -29,7 +34,7 @@ from aioreid.platform.db.models import (
 from aioreid.platform.index import SearchFilter
 from aioreid.platform.services import Services
 from aioreid.platform.storage import ObjectNotFound, StorageError, verify_signature
-from aioreid.platform.storage.base import guess_content_type
+from aioreid.platform.storage.base import guess_content_type, is_content_key
 
 # Health and signed links need no key; every other route here documents KEYED_ERRORS itself.
 router = APIRouter(tags=["admin"])
@@ -109,11 +114,51 @@ def _points(svc: Services, collection: str) -> int:
 def cameras(
     svc: Services = Depends(get_services), caller: Caller = Depends(require_role("analyst"))
 ) -> list[CameraOut]:
+    """Every camera with its position (WGS 84 degrees) when one was set."""
     with svc.sessions() as s:
-        return [
-            CameraOut(id=c.id, name=c.name, modality=c.modality)
-            for c in s.scalars(select(Camera).order_by(Camera.id))
-        ]
+        return [_camera_out(c) for c in s.scalars(select(Camera).order_by(Camera.id))]
+
+
+def _camera_out(c: Camera) -> CameraOut:
+    return CameraOut(
+        id=c.id,
+        name=c.name,
+        modality=c.modality,
+        location=c.location,
+        latitude=c.latitude,
+        longitude=c.longitude,
+    )
+
+
+@router.patch(
+    "/v1/cameras/{camera_id}",
+    response_model=CameraOut,
+    responses={**KEYED_ERRORS, **error_responses(400, 404)},
+)
+def locate_camera(
+    body: CameraPosition,
+    camera_id: int = Path(ge=1, le=MAX_SMALL_ID),
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_role("operator")),
+) -> CameraOut:
+    """Set (or, with both null, remove) a camera's position; ``location`` also sets its
+    label. Audited as ``locate``."""
+    with svc.sessions.begin() as s:
+        cam = crud.set_camera_position(s, camera_id, body.latitude, body.longitude)
+        details: dict[str, object] = {"latitude": body.latitude, "longitude": body.longitude}
+        if "location" in body.model_fields_set:
+            cam.location = (body.location or "").strip() or None
+            details["location"] = cam.location
+        crud.record_audit(
+            s,
+            actor=caller.actor,
+            action="locate",
+            entity="camera",
+            entity_id=cam.id,
+            details=details,
+            key_id=caller.key_id,
+        )
+        return _camera_out(cam)
 
 
 @router.get("/v1/objects/{key:path}", responses=error_responses(403, 404, 422))
@@ -127,15 +172,26 @@ def get_object(
     signing_key = svc.settings.storage.signing_key.get_secret_value().encode()
     if not verify_signature(key, expires, signature, signing_key):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid or expired link")
+    headers = {"Cache-Control": object_cache_control(key, expires)}
     try:
+        local = svc.store.local_path(key)
+        if local is not None:  # streamed from its file, with Range requests (video seeking)
+            return FileResponse(local, media_type=guess_content_type(key), headers=headers)
         data = svc.store.get_bytes(key)
     except ObjectNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"object {key} not found") from None
-    return Response(
-        data,
-        media_type=guess_content_type(key),
-        headers={"Cache-Control": "private, max-age=3600"},
-    )
+    return Response(data, media_type=guess_content_type(key), headers=headers)
+
+
+def object_cache_control(key: str, expires: int, now: float | None = None) -> str:
+    """How long a browser may keep an object: no longer than its link lives; a
+    content-addressed key's bytes never change, so it is also ``immutable`` (no revalidation).
+    Links are stable within their lifetime (see ``link_bucket_s``), so repeated views of the
+    same crop hit the cache."""
+    left = max(0, int(expires) - int(time.time() if now is None else now))
+    if is_content_key(key):
+        return f"private, max-age={left}, immutable"
+    return f"private, max-age={min(3600, left)}"
 
 
 @router.post(

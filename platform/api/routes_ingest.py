@@ -34,7 +34,7 @@ from aioreid.platform.api.schemas import (
 )
 from aioreid.platform.api.uploads import stage_upload
 from aioreid.platform.db import crud
-from aioreid.platform.db.models import IngestJob, JobFailure
+from aioreid.platform.db.models import IngestJob, JobFailure, Media, Sighting
 from aioreid.platform.pipeline.datasets import dataset_items
 from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from aioreid.platform.pipeline.ingest import IngestOptions
@@ -236,7 +236,10 @@ def job(
         if row is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"job {job_id} does not exist")
         failures = list(s.scalars(select(JobFailure).where(JobFailure.job_id == job_id).limit(500)))
-        return _job_out(row, failures)
+        sightings = s.scalar(
+            select(func.count(Sighting.id)).join(Media).where(Media.job_id == job_id)
+        )
+        return _job_out(row, failures).model_copy(update={"sightings": int(sightings or 0)})
 
 
 @router.get("/jobs", response_model=JobList)

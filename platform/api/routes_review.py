@@ -1,4 +1,5 @@
-"""Review routes: confirm, reject, assign, merge, split; identities and sightings."""
+"""Review routes: confirm (one or many), reject, assign, merge (with a preview), split, undo;
+identities and sightings."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from aioreid.platform.api.schemas import (
     MAX_SMALL_ID,
     Ack,
     AssignRequest,
+    BulkConfirmRequest,
     ConfirmRequest,
     IdentityList,
     IdentityOut,
     IdentitySummary,
+    MergePreviewOut,
     MergeRequest,
     SightingOut,
     SplitRequest,
+    UndoOut,
+    UndoRequest,
     error_responses,
 )
 from aioreid.platform.db.models import Assignment, Identity, Sighting
@@ -38,10 +43,11 @@ def confirm(
     caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
     """The sighting is this identity."""
-    ReviewService(svc).confirm(
+    review = ReviewService(svc)
+    review.confirm(
         body.sighting_id, body.identity_id, caller.actor, body.note, key_id=caller.key_id
     )
-    return Ack(identity_id=body.identity_id)
+    return Ack(identity_id=body.identity_id, event_id=review.last_event)
 
 
 @router.post("/review/reject", response_model=Ack, responses=_ACTION_ERRORS)
@@ -51,10 +57,9 @@ def reject(
     caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
     """The sighting is not this identity; it leaves the identity and its searches."""
-    ReviewService(svc).reject(
-        body.sighting_id, body.identity_id, caller.actor, body.note, key_id=caller.key_id
-    )
-    return Ack(identity_id=body.identity_id)
+    review = ReviewService(svc)
+    review.reject(body.sighting_id, body.identity_id, caller.actor, body.note, key_id=caller.key_id)
+    return Ack(identity_id=body.identity_id, event_id=review.last_event)
 
 
 @router.post("/review/assign", response_model=Ack, responses=_ACTION_ERRORS)
@@ -64,10 +69,67 @@ def assign(
     caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
     """Put a sighting on an identity (a new one when ``identity_id`` is null)."""
-    ident = ReviewService(svc).assign(
+    review = ReviewService(svc)
+    ident = review.assign(
         body.sighting_id, body.identity_id, caller.actor, body.label, key_id=caller.key_id
     )
-    return Ack(identity_id=ident)
+    return Ack(identity_id=ident, event_id=review.last_event)
+
+
+@router.post("/review/confirm-bulk", response_model=Ack, responses=_ACTION_ERRORS)
+def confirm_bulk(
+    body: BulkConfirmRequest,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_role("analyst")),
+) -> Ack:
+    """These sightings are all this identity: one transaction, all or none; ``moved`` says
+    how many were confirmed now (those already confirmed stay as they are)."""
+    changed = ReviewService(svc).confirm_bulk(
+        body.sighting_ids, body.identity_id, caller.actor, body.note, key_id=caller.key_id
+    )
+    return Ack(identity_id=body.identity_id, moved=changed)
+
+
+@router.post("/review/undo", response_model=UndoOut, responses=_ACTION_ERRORS)
+def undo(
+    body: UndoRequest,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_role("analyst")),
+) -> UndoOut:
+    """Undo a merge, split or reject, named by its audit event id: the sightings get back
+    their previous assignments. 409 when it was undone already or a later action touched the
+    same sightings or identities. Audited as ``undo``."""
+    return UndoOut.model_validate(
+        ReviewService(svc).undo(body.event_id, caller.actor, key_id=caller.key_id)
+    )
+
+
+@router.get(
+    "/identities/merge-preview",
+    response_model=MergePreviewOut,
+    responses=error_responses(404, 409),
+)
+def merge_preview(
+    target: int = Query(ge=1, le=MAX_SMALL_ID, description="the identity that stays"),
+    sources: list[str] = Query(
+        min_length=1,
+        max_length=100,
+        description="identities to merge into it: repeat the key or separate ids by commas",
+    ),
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_role("analyst")),
+) -> MergePreviewOut:
+    """What a merge would give, refused (409) as the merge would be: per identity its
+    sightings, tracks, cameras, time span and best crops; the result; and sightings seen at
+    nearly the same time on different cameras."""
+    ids = []
+    for part in (p.strip() for value in sources for p in value.split(",")):
+        if not part.isdigit() or not 1 <= int(part) <= MAX_SMALL_ID:
+            raise HTTPException(422, f"sources: {part!r} is not an identity id")
+        ids.append(int(part))
+    if len(ids) > 100:
+        raise HTTPException(422, "sources: at most 100 identities at once")
+    return MergePreviewOut.model_validate(ReviewService(svc).merge_preview(target, ids))
 
 
 @router.post("/identities/merge", response_model=Ack, responses=_ACTION_ERRORS)
@@ -76,10 +138,9 @@ def merge(
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
-    moved = ReviewService(svc).merge(
-        body.target_id, body.source_ids, caller.actor, key_id=caller.key_id
-    )
-    return Ack(identity_id=body.target_id, moved=moved)
+    review = ReviewService(svc)
+    moved = review.merge(body.target_id, body.source_ids, caller.actor, key_id=caller.key_id)
+    return Ack(identity_id=body.target_id, moved=moved, event_id=review.last_event)
 
 
 @router.post("/identities/{identity_id}/split", response_model=Ack, responses=_ACTION_ERRORS)
@@ -89,10 +150,11 @@ def split(
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_role("analyst")),
 ) -> Ack:
-    new = ReviewService(svc).split(
+    review = ReviewService(svc)
+    new = review.split(
         identity_id, body.sighting_ids, caller.actor, body.label, key_id=caller.key_id
     )
-    return Ack(identity_id=new, moved=len(set(body.sighting_ids)))
+    return Ack(identity_id=new, moved=len(set(body.sighting_ids)), event_id=review.last_event)
 
 
 @router.get("/identities/{identity_id}", response_model=IdentityOut, responses=error_responses(404))

@@ -1,11 +1,28 @@
-"""Search routes: multimodal search (multipart) and find-similar."""
+"""Search routes: multimodal search (multipart) and find-similar.
+
+Each answered search is one audit event (action ``search``, entity ``search``; a find-similar
+names its sighting as ``entity_id``): the query's part kinds and text (never image bytes), the
+filters and options that differ from the defaults, the encoder version and the hit count. It
+is one small insert, run as a background task once the answer is sent, so it adds nothing to
+a search's latency (a process killed in between loses that one event).
+"""
 
 from __future__ import annotations
 
 import json
-from typing import cast, get_args
+import logging
+from typing import Any, cast, get_args
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, UploadFile
+from fastapi import (
+    APIRouter,
+    BackgroundTasks,
+    Depends,
+    File,
+    Form,
+    HTTPException,
+    Path,
+    UploadFile,
+)
 from pydantic import ValidationError
 
 from aioreid.platform.api.deps import Caller, get_services, require_role
@@ -17,6 +34,7 @@ from aioreid.platform.api.schemas import (
     known_keys,
 )
 from aioreid.platform.api.uploads import read_upload
+from aioreid.platform.db import crud
 from aioreid.platform.search.schemas import (
     Level,
     SearchFilters,
@@ -27,8 +45,54 @@ from aioreid.platform.search.service import SearchService
 from aioreid.platform.services import Services
 
 router = APIRouter(prefix="/v1", tags=["search"])
+_log = logging.getLogger(__name__)
 
 LEVELS: tuple[str, ...] = get_args(Level)
+#: The longest query text an audit event keeps.
+AUDIT_TEXT_CHARS = 500
+
+
+def _audit_search(*args: Any, **kwargs: Any) -> None:
+    # After the answer is sent: a failure here can only be logged, never reach the caller.
+    try:
+        audit_search(*args, **kwargs)
+    except Exception:
+        _log.exception("could not record the audit event of a search")
+
+
+def audit_search(
+    svc: Services,
+    caller: Caller,
+    parts: list[str],
+    filters: SearchFilters,
+    options: SearchOptions,
+    response: SearchResponse,
+    *,
+    text: str | None = None,
+    similar_to: int | None = None,
+) -> None:
+    """Record an answered search (one insert in its own short transaction)."""
+    details: dict[str, Any] = {
+        "parts": parts,
+        "filters": filters.model_dump(mode="json", exclude_defaults=True),
+        "options": options.model_dump(mode="json", exclude_defaults=True),
+        "level": response.level,
+        "encoder_version": response.encoder_version,
+        "hits": len(response.hits),
+        "has_more": response.has_more,
+    }
+    if text is not None:
+        details["text"] = text[:AUDIT_TEXT_CHARS]
+    with svc.sessions.begin() as s:
+        crud.record_audit(
+            s,
+            actor=caller.actor,
+            action="search",
+            entity="search",
+            entity_id=similar_to,
+            details=details,
+            key_id=caller.key_id,
+        )
 
 
 def _filters(raw: str | None) -> SearchFilters:
@@ -59,6 +123,7 @@ def _level(raw: str) -> Level:
 
 @router.post("/search", response_model=SearchResponse, responses=error_responses(400, 413, 503))
 def search(
+    background: BackgroundTasks,
     text: str | None = Form(default=None, description="a description of the person"),
     rgb: UploadFile | None = File(default=None, description="an RGB photo"),
     ir: UploadFile | None = File(default=None, description="an infrared image"),
@@ -98,7 +163,20 @@ def search(
         for_identity=for_identity,
         level=chosen,
     )
-    return SearchService(svc).search(parts, _filters(filters), options)
+    chosen_filters = _filters(filters)
+    response = SearchService(svc).search(parts, chosen_filters, options)
+    query_text = parts.get("text")
+    background.add_task(
+        _audit_search,
+        svc,
+        caller,
+        sorted(parts),
+        chosen_filters,
+        options,
+        response,
+        text=query_text if isinstance(query_text, str) else None,
+    )
+    return response
 
 
 @router.post(
@@ -107,6 +185,7 @@ def search(
     responses=error_responses(400, 404, 503),
 )
 def find_similar(
+    background: BackgroundTasks,
     sighting_id: int = Path(ge=1, le=MAX_ID),
     body: SimilarRequest | None = None,
     svc: Services = Depends(get_services),
@@ -114,4 +193,15 @@ def find_similar(
 ) -> SearchResponse:
     """Sightings that look like a stored one."""
     body = body or SimilarRequest()
-    return SearchService(svc).find_similar(sighting_id, body.filters, body.options)
+    response = SearchService(svc).find_similar(sighting_id, body.filters, body.options)
+    background.add_task(
+        _audit_search,
+        svc,
+        caller,
+        ["sighting"],
+        body.filters,
+        body.options,
+        response,
+        similar_to=sighting_id,
+    )
+    return response

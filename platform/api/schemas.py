@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aioreid.platform.search.schemas import BigId, SearchFilters, SearchOptions, SmallId
 
@@ -152,6 +152,9 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     error: str | None = None
     failures: list[JobFailureOut] = Field(default_factory=list)
+    sightings: int | None = Field(
+        default=None, description="sightings its media gave so far (on the job's own page)"
+    )
 
 
 class JobList(BaseModel):
@@ -194,6 +197,9 @@ class DecisionOut(BaseModel):
     decision: str
     actor: str | None
     at: datetime | None
+    undone_at: datetime | None = Field(
+        default=None, description="set when the decision was undone: it no longer counts"
+    )
 
 
 class IdentityOut(BaseModel):
@@ -202,6 +208,11 @@ class IdentityOut(BaseModel):
     merged_into: int | None
     sightings: list[IdentitySighting]
     decisions: list[DecisionOut]
+    history: list[AuditOut] = Field(
+        default_factory=list,
+        description="merges into it and splits from it (audit events, oldest first), with "
+        "their undos; each event's id is what POST /v1/review/undo takes",
+    )
 
 
 class IdentitySummary(BaseModel):
@@ -221,6 +232,27 @@ class CameraOut(BaseModel):
     id: int
     name: str
     modality: str
+    location: str | None = Field(default=None, description="a free-text label of the place")
+    latitude: float | None = Field(default=None, description="WGS 84 degrees north")
+    longitude: float | None = Field(default=None, description="WGS 84 degrees east")
+
+
+class CameraPosition(BaseModel):
+    """Where a camera stands, in WGS 84 degrees; both null removes the position."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latitude: float | None = Field(ge=-90.0, le=90.0)
+    longitude: float | None = Field(ge=-180.0, le=180.0)
+    location: str | None = Field(
+        default=None, max_length=256, description="optionally, a label of the place too"
+    )
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> CameraPosition:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together: give both or neither")
+        return self
 
 
 class EncoderVersionOut(BaseModel):
@@ -253,6 +285,11 @@ class Ack(BaseModel):
     ok: bool = True
     identity_id: int | None = None
     moved: int | None = None
+    event_id: int | None = Field(
+        default=None,
+        description="the audit event this action wrote (POST /v1/review/undo takes it for a "
+        "merge, split or reject); null when it changed nothing",
+    )
 
 
 class JobCreated(BaseModel):
@@ -372,3 +409,226 @@ class KeyCreate(BaseModel):
         description="analyst: search, review, reading; operator: + ingest and re-index; "
         "admin: + key management",
     )
+
+
+# ---------------------------------------------------------------------------- audit
+
+
+class AuditOut(BaseModel):
+    """One audit event: who (actor, key), what (action) to which row (entity, entity_id)."""
+
+    id: int
+    at: datetime
+    actor: str
+    key_id: int | None = Field(description="the API key that acted; null: command line, workers")
+    action: str
+    entity: str
+    entity_id: str | None
+    details: dict[str, Any] | None
+
+
+class AuditList(BaseModel):
+    items: list[AuditOut]
+    offset: int
+    limit: int
+    total: int
+    scope: Literal["all", "own"] = Field(
+        description="all: every key's events (admin keys); own: only the calling key's"
+    )
+
+
+# ---------------------------------------------------------------------------- review extras
+
+
+class UndoRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: BigId = Field(description="the audit event of the merge, split or reject")
+
+
+class UndoOut(BaseModel):
+    event_id: int = Field(description="the undo's own audit event")
+    undone: int = Field(description="the audit event that was undone")
+    action: str = Field(description="merge, split or reject")
+    sightings: list[int] = Field(description="sightings whose previous assignment is back")
+    identities: list[int]
+
+
+class BulkConfirmRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sighting_ids: list[BigId] = Field(min_length=1, max_length=1000)
+    identity_id: SmallId
+    note: str = Field(default="", max_length=2000)
+
+
+class PreviewCamera(BaseModel):
+    camera_id: int | None
+    camera: str | None
+    sightings: int
+
+
+class PreviewSample(BaseModel):
+    sighting_id: int
+    camera_id: int | None
+    time: datetime | None
+    url: str
+
+
+class PreviewSpan(BaseModel):
+    sightings: int
+    tracks: int
+    cameras: list[PreviewCamera]
+    first_time: datetime | None
+    last_time: datetime | None
+
+
+class IdentityPreview(PreviewSpan):
+    id: int
+    label: str | None
+    samples: list[PreviewSample] = Field(description="its best crops")
+
+
+class Simultaneous(BaseModel):
+    """A target and a source sighting seen at nearly the same time on different cameras."""
+
+    target_sighting: int
+    source_sighting: int
+    seconds: float
+
+
+class MergePreviewOut(BaseModel):
+    target: IdentityPreview
+    sources: list[IdentityPreview]
+    after: PreviewSpan = Field(description="the target after the merge")
+    simultaneous: list[Simultaneous] = Field(
+        description="up to 5 pairs seen less than 2 s apart on different cameras, closest "
+        "first: a sign the identities are different people"
+    )
+    simultaneous_count: int
+
+
+# ---------------------------------------------------------------------------- cases
+
+CaseStatusName = Literal["open", "closed"]
+
+
+def _title_with_text(title: str | None) -> str | None:
+    if title is not None and not title.strip():
+        raise ValueError("title must hold some text")
+    return title
+
+
+class CaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=256)
+    description: str | None = Field(default=None, max_length=20_000)
+
+    _title = field_validator("title")(_title_with_text)
+
+
+class CaseUpdate(BaseModel):
+    """Fields to change; ``status`` closed closes the case (read-only), open reopens it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=256)
+    description: str | None = Field(default=None, max_length=20_000)
+    status: CaseStatusName | None = None
+
+    _title = field_validator("title")(_title_with_text)
+
+
+class CaseSummary(BaseModel):
+    id: int
+    title: str
+    description: str | None
+    status: CaseStatusName
+    created_by: str
+    key_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class CaseListItem(CaseSummary):
+    items: int = Field(description="pinned items")
+
+
+class CaseList(BaseModel):
+    items: list[CaseListItem]
+    offset: int
+    limit: int
+    total: int
+
+
+class CaseTrack(BaseModel):
+    track_id: int
+    media_id: int
+    camera_id: int | None
+    camera: str | None
+    modality: str
+    start_time: datetime | None
+    end_time: datetime | None
+    start_offset_s: float
+    end_offset_s: float
+    first_frame: int
+    last_frame: int
+    frames: int
+    sightings: list[int] = Field(description="its sightings (crops), in frame order")
+    crop_url: str | None
+
+
+class CaseSighting(BaseModel):
+    sighting_id: int
+    track_id: int | None
+    media_id: int
+    camera_id: int | None
+    camera: str | None
+    time: datetime | None
+    frame_index: int
+    offset_s: float
+    box: tuple[int, int, int, int]
+    quality: float
+    modality: str
+    identity_id: int | None
+    object_key: str
+    url: str | None
+
+
+class CaseItemOut(BaseModel):
+    id: int
+    kind: Literal["track", "sighting", "query"]
+    ref_id: int | None = Field(description="the track or sighting id; null for a query")
+    note: str | None
+    pinned_by: str
+    pinned_at: datetime
+    missing: bool = Field(description="the track or sighting no longer exists (retention)")
+    track: CaseTrack | None
+    sighting: CaseSighting | None
+    query: dict[str, Any] | None = Field(
+        description="a pinned search: type (search or similar), parts (text; images with "
+        "object_key, sha256, size and a signed url), similar_to, filters, options, "
+        "encoder_version, collection, level, searched_at, has_more and hits (rank, "
+        "sighting_id, track_id, score, part_scores...)"
+    )
+
+
+class CaseOut(CaseSummary):
+    items: list[CaseItemOut]
+    history: list[AuditOut] = Field(description="the case's audit events, oldest first")
+
+
+class PinRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["track", "sighting"]
+    ref_id: BigId = Field(description="the track or sighting id")
+    note: str | None = Field(default=None, max_length=20_000)
+
+
+class NoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(max_length=20_000)

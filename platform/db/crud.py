@@ -25,6 +25,8 @@ from sqlalchemy.orm import Session
 
 from aioreid.platform.db.enums import (
     CameraModality,
+    CaseItemKind,
+    CaseStatus,
     Decision,
     GenerationStatus,
     JobStatus,
@@ -41,6 +43,8 @@ from aioreid.platform.db.models import (
     AuditEvent,
     Base,
     Camera,
+    Case,
+    CaseItem,
     EncoderVersion,
     Identity,
     IndexGeneration,
@@ -49,6 +53,7 @@ from aioreid.platform.db.models import (
     Media,
     ReviewDecision,
     Sighting,
+    Track,
 )
 from aioreid.platform.db.types import utcnow
 
@@ -240,6 +245,25 @@ def set_media_status(
     media.error = error if media.status is MediaStatus.FAILED else None
     session.flush()
     return media
+
+
+def set_camera_position(
+    session: Session, camera_id: int, latitude: float | None, longitude: float | None
+) -> Camera:
+    """Place a camera at WGS 84 ``latitude``/``longitude`` degrees (both None: unplaced)."""
+    camera = _get(session, Camera, camera_id)
+    if (latitude is None) != (longitude is None):
+        raise InvalidValueError("latitude and longitude go together: give both or neither")
+    if latitude is not None and longitude is not None:
+        latitude = _finite(latitude, "latitude")
+        longitude = _finite(longitude, "longitude")
+        if not -90 <= latitude <= 90:
+            raise InvalidValueError(f"latitude must be within -90..90 degrees; got {latitude}")
+        if not -180 <= longitude <= 180:
+            raise InvalidValueError(f"longitude must be within -180..180 degrees; got {longitude}")
+    camera.latitude, camera.longitude = latitude, longitude
+    session.flush()
+    return camera
 
 
 # --- sightings, identities, assignments ------------------------------------------------------
@@ -442,7 +466,9 @@ def review_states(session: Session, sighting_ids: Iterable[int]) -> dict[int, Re
     rejected: dict[int, set[int | None]] = {}
     for sid, ident in session.execute(
         sa.select(ReviewDecision.sighting_id, ReviewDecision.identity_id).where(
-            ReviewDecision.sighting_id.in_(ids), ReviewDecision.decision == Decision.REJECT
+            ReviewDecision.sighting_id.in_(ids),
+            ReviewDecision.decision == Decision.REJECT,
+            ReviewDecision.undone_at.is_(None),
         )
     ):
         rejected.setdefault(sid, set()).add(ident)
@@ -512,6 +538,46 @@ def record_audit(
         key_id=key_id,
     )
     return _flushed(session, row)
+
+
+def list_audit(
+    session: Session,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    entity: str | None = None,
+    entity_id: int | str | None = None,
+    key_id: int | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[AuditEvent], int]:
+    """Audit events matching every given filter, newest first, and how many match in all.
+    ``since`` is inclusive, ``until`` exclusive."""
+    where: list[sa.ColumnElement[bool]] = []
+    for column, value in (
+        (AuditEvent.actor, actor),
+        (AuditEvent.action, action),
+        (AuditEvent.entity, entity),
+        (AuditEvent.entity_id, None if entity_id is None else str(entity_id)),
+        (AuditEvent.key_id, key_id),
+    ):
+        if value is not None:
+            where.append(column == value)
+    if since is not None:
+        where.append(AuditEvent.created_at >= _aware(since, "since"))
+    if until is not None:
+        where.append(AuditEvent.created_at < _aware(until, "until"))
+    total = session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(*where)) or 0
+    rows = session.scalars(
+        sa.select(AuditEvent)
+        .where(*where)
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .offset(_count(offset, "offset"))
+        .limit(_count(limit, "limit"))
+    )
+    return list(rows), int(total)
 
 
 # --- ingest jobs -----------------------------------------------------------------------------
@@ -698,6 +764,139 @@ def live_generation(session: Session) -> IndexGeneration | None:
     return session.scalar(
         sa.select(IndexGeneration).where(IndexGeneration.status == GenerationStatus.LIVE)
     )
+
+
+# --- cases -----------------------------------------------------------------------------------
+
+
+def create_case(
+    session: Session,
+    *,
+    title: str,
+    created_by: str,
+    description: str | None = None,
+    key_id: int | None = None,
+) -> Case:
+    row = Case(
+        title=_req(title, "title", 256).strip(),
+        description=description,
+        created_by=_req(created_by, "created_by", 128),
+        key_id=key_id,
+    )
+    return _flushed(session, row)
+
+
+def get_case(session: Session, case_id: int, *, lock: bool = False) -> Case:
+    return _get(session, Case, case_id, lock=lock)
+
+
+def list_cases(
+    session: Session,
+    *,
+    status: CaseStatus | str | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[tuple[Case, int]], int]:
+    """Cases (newest first) with their item counts, and how many match in all."""
+    where = [] if status is None else [Case.status == _enum(CaseStatus, status, "status")]
+    total = session.scalar(sa.select(sa.func.count()).select_from(Case).where(*where)) or 0
+    counts = (
+        sa.select(CaseItem.case_id, sa.func.count().label("n"))
+        .group_by(CaseItem.case_id)
+        .subquery()
+    )
+    rows = session.execute(
+        sa.select(Case, sa.func.coalesce(counts.c.n, 0))
+        .outerjoin(counts, counts.c.case_id == Case.id)
+        .where(*where)
+        .order_by(Case.id.desc())
+        .offset(_count(offset, "offset"))
+        .limit(_count(limit, "limit"))
+    ).all()
+    return [(c, int(n)) for c, n in rows], int(total)
+
+
+def update_case(
+    session: Session,
+    case_id: int,
+    *,
+    title: str | None = None,
+    description: str | None = _UNSET,
+    status: CaseStatus | str | None = None,
+) -> tuple[Case, dict[str, Any]]:
+    """Change a case's title, description and/or status; returns the case and what changed
+    (``{field: [old, new]}``, empty when nothing did)."""
+    case = _get(session, Case, case_id, lock=True)
+    changed: dict[str, Any] = {}
+    if title is not None:
+        title = _req(title, "title", 256).strip()
+        if title != case.title:
+            changed["title"] = [case.title, title]
+            case.title = title
+    if description is not _UNSET and description != case.description:
+        changed["description"] = [case.description, description]
+        case.description = description
+    if status is not None:
+        new = _enum(CaseStatus, status, "status")
+        if new is not case.status:
+            changed["status"] = [str(case.status), str(new)]
+            case.status = new
+            case.closed_at = utcnow() if new is CaseStatus.CLOSED else None
+    session.flush()
+    return case, changed
+
+
+def add_case_item(
+    session: Session,
+    case_id: int,
+    *,
+    kind: CaseItemKind | str,
+    pinned_by: str,
+    ref_id: int | None = None,
+    query: dict[str, Any] | None = None,
+    note: str | None = None,
+    key_id: int | None = None,
+) -> CaseItem:
+    """Pin a track or sighting (``ref_id``, which must exist) or a query (``query``) to an
+    open case. Pinning the same track or sighting twice raises AlreadyExistsError."""
+    kind = _enum(CaseItemKind, kind, "kind")
+    case = _get(session, Case, case_id, lock=True)
+    if case.status is not CaseStatus.OPEN:
+        raise InvalidValueError(f"case {case_id} is {case.status}: reopen it to pin items")
+    if kind is CaseItemKind.QUERY:
+        if query is None or ref_id is not None:
+            raise InvalidValueError("a query item holds a query and no ref_id")
+    else:
+        if ref_id is None or query is not None:
+            raise InvalidValueError(f"a {kind} item needs the {kind} id (ref_id) and no query")
+        _get(session, Track if kind is CaseItemKind.TRACK else Sighting, ref_id)
+        found = session.scalar(
+            sa.select(CaseItem.id).where(
+                CaseItem.case_id == case.id, CaseItem.kind == kind, CaseItem.ref_id == ref_id
+            )
+        )
+        if found is not None:
+            raise AlreadyExistsError(
+                f"{kind} {ref_id} is already pinned to case {case.id} (item {found})", found
+            )
+    row = CaseItem(
+        case_id=case.id,
+        kind=kind,
+        ref_id=ref_id,
+        query=_json(query, "query"),
+        note=note,
+        pinned_by=_req(pinned_by, "pinned_by", 128),
+        key_id=key_id,
+    )
+    case.updated_at = utcnow()
+    return _flushed(session, row)
+
+
+def get_case_item(session: Session, case_id: int, item_id: int) -> CaseItem:
+    row = session.get(CaseItem, item_id)
+    if row is None or row.case_id != case_id:
+        raise NotFoundError(f"case {case_id} has no item {item_id}")
+    return row
 
 
 # --- API keys --------------------------------------------------------------------------------

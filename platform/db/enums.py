@@ -91,3 +91,18 @@ class KeyRole(_StrEnum):
         """Whether a key with this role may do what ``needed`` may."""
         order = list(KeyRole)
         return order.index(self) >= order.index(KeyRole(needed))
+
+
+class CaseStatus(_StrEnum):
+    """An investigation case: open (items may be pinned) or closed (read-only until reopened)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class CaseItemKind(_StrEnum):
+    """What a case item pins: a person track, one sighting, or a search with its results."""
+
+    TRACK = "track"
+    SIGHTING = "sighting"
+    QUERY = "query"

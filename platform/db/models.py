@@ -15,6 +15,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, MappedColumn, mapped_column,
 
 from aioreid.platform.db.enums import (
     CameraModality,
+    CaseItemKind,
+    CaseStatus,
     Decision,
     GenerationStatus,
     JobStatus,
@@ -56,6 +58,13 @@ def _updated() -> MappedColumn[Any]:
 
 class Camera(Base):
     __tablename__ = "cameras"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(latitude IS NULL AND longitude IS NULL) OR (latitude IS NOT NULL AND longitude"
+            " IS NOT NULL AND latitude BETWEEN -90 AND 90 AND longitude BETWEEN -180 AND 180)",
+            name="position",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(sa.String(128), unique=True)
@@ -66,6 +75,9 @@ class Camera(Base):
         default=CameraModality.RGB,
         server_default="rgb",
     )
+    # Where the camera stands, WGS 84 degrees (both set or both null); ``location`` is a label.
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
     created_at: Mapped[dt.datetime] = _created()
 
 
@@ -303,6 +315,9 @@ class ReviewDecision(Base):
     actor: Mapped[str] = mapped_column(ACTOR)
     note: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[dt.datetime] = _created()
+    # Set when an analyst undid the decision (its ``undo`` audit event says who); an undone
+    # decision is kept as history but no longer counts.
+    undone_at: Mapped[dt.datetime | None]
 
 
 class AuditEvent(Base):
@@ -323,6 +338,69 @@ class AuditEvent(Base):
         sa.ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
     )
     created_at: Mapped[dt.datetime] = _created()
+
+
+class Case(Base):
+    """An investigation: analysts pin tracks, sightings and searches to it with notes, and
+    export it as an evidence ZIP. Every change is an audit event (entity ``case``)."""
+
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(sa.String(256))
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    status: Mapped[CaseStatus] = mapped_column(
+        str_enum(CaseStatus, "case_status"),
+        default=CaseStatus.OPEN,
+        server_default="open",
+        index=True,
+    )
+    created_by: Mapped[str] = mapped_column(ACTOR)
+    # The API key that opened the case (None: the command line).
+    key_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[dt.datetime] = _created()
+    updated_at: Mapped[dt.datetime] = _updated()
+    closed_at: Mapped[dt.datetime | None]
+
+    items: Mapped[list[CaseItem]] = relationship(
+        back_populates="case",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="CaseItem.id",
+    )
+
+
+class CaseItem(Base):
+    """One thing pinned to a case. ``ref_id`` is the track or sighting id; it has no foreign
+    key on purpose, so the item and its note outlive a retention that deletes the media (the
+    export then reports it missing). A query item keeps, in ``query``, what was searched (the
+    text, the object keys of the query images, filters, options), the encoder version and the
+    hits with their scores at pin time."""
+
+    __tablename__ = "case_items"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(kind = 'query' AND ref_id IS NULL) OR (kind <> 'query' AND ref_id IS NOT NULL)",
+            name="ref",
+        ),
+        sa.UniqueConstraint("case_id", "kind", "ref_id", name="uq_case_items_case_kind_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntKey, primary_key=True)
+    case_id: Mapped[int] = mapped_column(sa.ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[CaseItemKind] = mapped_column(str_enum(CaseItemKind, "case_item_kind"))
+    ref_id: Mapped[int | None] = mapped_column(sa.BigInteger)
+    query: Mapped[dict[str, Any] | None]
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    pinned_by: Mapped[str] = mapped_column(ACTOR)
+    key_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[dt.datetime] = _created()
+
+    case: Mapped[Case] = relationship(back_populates="items")
 
 
 class EncoderVersion(Base):

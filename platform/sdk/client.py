@@ -27,7 +27,10 @@ import numpy as np
 
 from aioreid.platform.api.schemas import (
     Ack,
+    AuditList,
     CameraOut,
+    CaseList,
+    CaseOut,
     GenerationProgress,
     IdentityList,
     IdentityOut,
@@ -36,11 +39,13 @@ from aioreid.platform.api.schemas import (
     JobOut,
     KeyCreated,
     KeyOut,
+    MergePreviewOut,
     ReindexStarted,
     SightingOut,
     StatsOut,
     TrackList,
     TrackOut,
+    UndoOut,
     UploadLimits,
 )
 from aioreid.platform.search.schemas import Level, SearchFilters, SearchOptions, SearchResponse
@@ -270,6 +275,23 @@ class Client:
             self._call("POST", f"/v1/identities/{identity_id}/split", json=body)
         )
 
+    def confirm_bulk(self, sighting_ids: Sequence[int], identity_id: int, note: str = "") -> Ack:
+        """Confirm many sightings as one identity (all or none); ``moved``: how many changed."""
+        body = {"sighting_ids": list(sighting_ids), "identity_id": identity_id, "note": note}
+        return Ack.model_validate(self._call("POST", "/v1/review/confirm-bulk", json=body))
+
+    def undo(self, event_id: int) -> UndoOut:
+        """Undo the merge, split or reject recorded as audit event ``event_id``."""
+        body = {"event_id": event_id}
+        return UndoOut.model_validate(self._call("POST", "/v1/review/undo", json=body))
+
+    def merge_preview(self, target_id: int, source_ids: Sequence[int]) -> MergePreviewOut:
+        """What merging ``source_ids`` into ``target_id`` would give (nothing is changed)."""
+        params = {"target": target_id, "sources": list(source_ids)}
+        return MergePreviewOut.model_validate(
+            self._call("GET", "/v1/identities/merge-preview", params=params)
+        )
+
     def identity(self, identity_id: int) -> IdentityOut:
         return IdentityOut.model_validate(self._call("GET", f"/v1/identities/{identity_id}"))
 
@@ -374,6 +396,157 @@ class Client:
 
     def cameras(self) -> list[CameraOut]:
         return [CameraOut.model_validate(c) for c in self._call("GET", "/v1/cameras")]
+
+    def set_camera_location(
+        self,
+        camera_id: int,
+        latitude: float | None,
+        longitude: float | None,
+        *,
+        location: str | None = None,
+    ) -> CameraOut:
+        """Place a camera (WGS 84 degrees; both None removes it); operator keys."""
+        body: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+        if location is not None:
+            body["location"] = location
+        return CameraOut.model_validate(self._call("PATCH", f"/v1/cameras/{camera_id}", json=body))
+
+    # ---------------------------------------------------------------- audit
+    def audit(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        entity: str | None = None,
+        entity_id: int | str | None = None,
+        key_id: int | None = None,
+        since: datetime | str | None = None,
+        until: datetime | str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> AuditList:
+        """Audit events, newest first: every key's for admin keys, else the caller's own."""
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        for name, value in (
+            ("actor", actor),
+            ("action", action),
+            ("entity", entity),
+            ("entity_id", entity_id),
+            ("key_id", key_id),
+            ("since", since),
+            ("until", until),
+        ):
+            if value is not None:
+                params[name] = value.isoformat() if isinstance(value, datetime) else value
+        return AuditList.model_validate(self._call("GET", "/v1/audit", params=params))
+
+    # ---------------------------------------------------------------- cases
+    def cases(self, *, status: str | None = None, offset: int = 0, limit: int = 50) -> CaseList:
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if status is not None:
+            params["status"] = status
+        return CaseList.model_validate(self._call("GET", "/v1/cases", params=params))
+
+    def create_case(self, title: str, description: str | None = None) -> CaseOut:
+        body = {"title": title, "description": description}
+        return CaseOut.model_validate(self._call("POST", "/v1/cases", json=body))
+
+    def case(self, case_id: int) -> CaseOut:
+        """A case with its items (hydrated) and its history."""
+        return CaseOut.model_validate(self._call("GET", f"/v1/cases/{case_id}"))
+
+    def update_case(self, case_id: int, **fields: Any) -> CaseOut:
+        """Change ``title``, ``description`` and/or ``status`` ("open" or "closed")."""
+        return CaseOut.model_validate(self._call("PATCH", f"/v1/cases/{case_id}", json=fields))
+
+    def close_case(self, case_id: int) -> CaseOut:
+        return self.update_case(case_id, status="closed")
+
+    def reopen_case(self, case_id: int) -> CaseOut:
+        return self.update_case(case_id, status="open")
+
+    def pin(self, case_id: int, kind: str, ref_id: int, note: str | None = None) -> CaseOut:
+        """Pin a ``track`` or a ``sighting`` to a case, with a note."""
+        body = {"kind": kind, "ref_id": ref_id, "note": note}
+        return CaseOut.model_validate(self._call("POST", f"/v1/cases/{case_id}/items", json=body))
+
+    def pin_query(
+        self,
+        case_id: int,
+        *,
+        text: str | None = None,
+        rgb: ImageLike | None = None,
+        ir: ImageLike | None = None,
+        sketch: ImageLike | None = None,
+        similar_to: int | None = None,
+        filters: SearchFilters | dict | None = None,
+        limit: int = 20,
+        offset: int = 0,
+        threshold: float | None = None,
+        for_identity: int | None = None,
+        level: Level = "track",
+        note: str | None = None,
+    ) -> CaseOut:
+        """Pin a search (as :meth:`search` takes it, or ``similar_to`` a sighting): the server
+        runs it and keeps its inputs, filters, options, encoder version and scored hits."""
+        files = {
+            name: _image_bytes(value, name)
+            for name, value in (("rgb", rgb), ("ir", ir), ("sketch", sketch))
+            if value is not None
+        }
+        data: dict[str, Any] = {"limit": str(limit), "offset": str(offset), "level": level}
+        for name, value in (
+            ("text", text),
+            ("similar_to", similar_to),
+            ("threshold", threshold),
+            ("for_identity", for_identity),
+            ("note", note),
+        ):
+            if value is not None:
+                data[name] = str(value)
+        if filters is not None:
+            f = (
+                filters
+                if isinstance(filters, SearchFilters)
+                else SearchFilters.model_validate(filters)
+            )
+            data["filters"] = f.model_dump_json(exclude_none=True)
+        return CaseOut.model_validate(
+            self._call("POST", f"/v1/cases/{case_id}/queries", data=data, files=files or None)
+        )
+
+    def set_note(self, case_id: int, item_id: int, note: str | None) -> CaseOut:
+        return CaseOut.model_validate(
+            self._call("PATCH", f"/v1/cases/{case_id}/items/{item_id}", json={"note": note})
+        )
+
+    def unpin(self, case_id: int, item_id: int) -> CaseOut:
+        return CaseOut.model_validate(self._call("DELETE", f"/v1/cases/{case_id}/items/{item_id}"))
+
+    def export_case(
+        self, case_id: int, out: str | Path, *, media: str = "original", timeout: float = 600.0
+    ) -> Path:
+        """Download the case's evidence ZIP to ``out`` (streamed to disk); check it with
+        ``aioreid case verify``. Returns ``out``."""
+        out = Path(out)
+        path = f"/v1/cases/{case_id}/export"
+        try:
+            with self._http.stream("POST", path, params={"media": media}, timeout=timeout) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    try:
+                        detail = resp.json().get("detail", resp.text)
+                    except ValueError:
+                        detail = resp.text
+                    raise ApiError(resp.status_code, detail)
+                partial = out.with_name(out.name + ".partial")
+                with open(partial, "wb") as f:
+                    for chunk in resp.iter_bytes(1 << 20):
+                        f.write(chunk)
+                partial.replace(out)
+        except httpx.HTTPError as exc:
+            raise ApiError(0, f"cannot reach the API: {exc}") from exc
+        return out
 
     # ---------------------------------------------------------------- keys (admin keys only)
     def keys(self) -> list[KeyOut]:

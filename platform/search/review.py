@@ -9,6 +9,11 @@ identities and review states from it and drops a hit whose payload is behind.
 Confirming or rejecting again what already stands (a double click, a client retry) writes
 nothing: no second decision, assignment or audit event. It still mirrors, so a retry after a
 failed mirror repairs the payload.
+
+Merge, split and reject record in their audit event what they changed (each moved sighting,
+the assignment it had and the one it got), so :meth:`ReviewService.undo` can restore the
+previous assignments exactly, as new assignment rows (history stays append-only). An undo is
+refused when a later action touched the same sightings or identities.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from aioreid.platform.db import crud
 from aioreid.platform.db.enums import Decision, Provenance
 from aioreid.platform.db.models import (
     Assignment,
+    AuditEvent,
+    Camera,
     Identity,
     IndexGeneration,
     ReviewDecision,
@@ -37,6 +44,17 @@ class ReviewError(ValueError):
     """A review action that makes no sense (merging an identity into itself, empty split...)."""
 
 
+#: Actions :meth:`ReviewService.undo` reverts, and those that count as touching a sighting.
+UNDOABLE = ("merge", "split", "reject")
+REVIEW_ACTIONS = ("confirm", "reject", "assign", "merge", "split", "undo")
+#: The most sightings one bulk confirmation takes.
+MAX_BULK = 1000
+#: Sample crops per identity in a merge preview.
+PREVIEW_SAMPLES = 6
+#: Two sightings closer in time than this on different cameras cannot be one person.
+SIMULTANEOUS_S = 2.0
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -44,6 +62,9 @@ def _now() -> datetime:
 class ReviewService:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
+        #: The audit event the last action wrote (None when it changed nothing): what an
+        #: undo names.
+        self.last_event: int | None = None
 
     # ---------------------------------------------------------------- helpers
     def _sighting(self, s: Session, sighting_id: int, *, lock: bool = False) -> Sighting:
@@ -108,7 +129,9 @@ class ReviewService:
             self._identity(s, identity_id)
             if not _stands(s, sighting_id, identity_id, Decision.CONFIRM):
                 crud.assign(s, sighting_id, identity_id, provenance="analyst", actor=actor)
-                self._decide(s, sighting_id, identity_id, Decision.CONFIRM, actor, note, key_id)
+                self.last_event = self._decide(
+                    s, sighting_id, identity_id, Decision.CONFIRM, actor, note, key_id
+                )
         self._mirror([sighting_id])
 
     def reject(
@@ -127,9 +150,23 @@ class ReviewService:
             self._identity(s, identity_id)
             if not _stands(s, sighting_id, identity_id, Decision.REJECT):
                 current = _active(s, sighting_id)
+                deactivated = None
                 if current is not None and current.identity_id == identity_id:
                     current.active = False
-                self._decide(s, sighting_id, identity_id, Decision.REJECT, actor, note, key_id)
+                    deactivated, current = current.id, None
+                self.last_event = self._decide(
+                    s,
+                    sighting_id,
+                    identity_id,
+                    Decision.REJECT,
+                    actor,
+                    note,
+                    key_id,
+                    undo={
+                        "deactivated": deactivated,
+                        "active_after": current.id if current is not None else None,
+                    },
+                )
         self._mirror([sighting_id])
 
     @staticmethod
@@ -141,9 +178,12 @@ class ReviewService:
         actor: str,
         note: str,
         key_id: int | None = None,
-    ) -> None:
-        """Record an analyst's decision and its audit event."""
-        crud.record_decision(
+        *,
+        undo: dict | None = None,
+        bulk: bool = False,
+    ) -> int:
+        """Record an analyst's decision and its audit event (``undo``: what an undo needs)."""
+        row = crud.record_decision(
             s,
             sighting_id=sighting_id,
             identity_id=identity_id,
@@ -151,15 +191,20 @@ class ReviewService:
             actor=actor,
             note=note,
         )
-        crud.record_audit(
+        details: dict = {"identity": identity_id}
+        if undo is not None:
+            details.update(undo, decision=row.id)
+        if bulk:
+            details["bulk"] = True
+        return crud.record_audit(
             s,
             actor=actor,
             action=str(decision),
             entity="sighting",
             entity_id=sighting_id,
-            details={"identity": identity_id},
+            details=details,
             key_id=key_id,
-        )
+        ).id
 
     def assign(
         self,
@@ -178,7 +223,7 @@ class ReviewService:
             else:
                 self._identity(s, identity_id)
             crud.assign(s, sighting_id, identity_id, provenance="analyst", actor=actor)
-            crud.record_audit(
+            self.last_event = crud.record_audit(
                 s,
                 actor=actor,
                 action="assign",
@@ -186,7 +231,7 @@ class ReviewService:
                 entity_id=sighting_id,
                 details={"identity": identity_id},
                 key_id=key_id,
-            )
+            ).id
         self._mirror([sighting_id])
         return identity_id
 
@@ -200,23 +245,27 @@ class ReviewService:
         if target_id in sources:
             raise ReviewError(f"cannot merge identity {target_id} into itself")
         moved: list[int] = []
+        moves: list[dict[str, int]] = []
         with self.svc.sessions.begin() as s:
             self._identity(s, target_id)
             for src in sources:
                 ident = self._identity(s, src)
                 for a in _active_of_identity(s, src):
-                    crud.assign(s, a.sighting_id, target_id, provenance="analyst", actor=actor)
+                    got = crud.assign(
+                        s, a.sighting_id, target_id, provenance="analyst", actor=actor
+                    )
                     moved.append(a.sighting_id)
+                    moves.append(_move(a, got))
                 ident.merged_into_id = target_id
-            crud.record_audit(
+            self.last_event = crud.record_audit(
                 s,
                 actor=actor,
                 action="merge",
                 entity="identity",
                 entity_id=target_id,
-                details={"sources": sources, "moved": len(moved)},
+                details={"sources": sources, "moved": len(moved), "moves": moves},
                 key_id=key_id,
-            )
+            ).id
         self._mirror(moved)
         return len(moved)
 
@@ -235,27 +284,241 @@ class ReviewService:
             raise ReviewError("split needs at least one sighting")
         with self.svc.sessions.begin() as s:
             self._identity(s, identity_id)
-            owned = {a.sighting_id for a in _active_of_identity(s, identity_id)}
+            owned = {a.sighting_id: a for a in _active_of_identity(s, identity_id)}
             foreign = [i for i in wanted if i not in owned]
             if foreign:
                 raise ReviewError(f"sightings {foreign} are not on identity {identity_id}")
             new = crud.create_identity(s, label=label, created_by=actor)
+            moves = []
             for sid in wanted:
-                crud.assign(s, sid, new.id, provenance="analyst", actor=actor)
-            crud.record_audit(
+                got = crud.assign(s, sid, new.id, provenance="analyst", actor=actor)
+                moves.append(_move(owned[sid], got))
+            self.last_event = crud.record_audit(
                 s,
                 actor=actor,
                 action="split",
                 entity="identity",
                 entity_id=identity_id,
-                details={"new_identity": new.id, "sightings": wanted},
+                details={"new_identity": new.id, "sightings": wanted, "moves": moves},
                 key_id=key_id,
-            )
+            ).id
             new_id = new.id
         self._mirror(wanted)
         return new_id
 
+    def confirm_bulk(
+        self,
+        sighting_ids: Sequence[int],
+        identity_id: int,
+        actor: str,
+        note: str = "",
+        *,
+        key_id: int | None = None,
+    ) -> int:
+        """Confirm many sightings as one identity in one transaction (all or none); those
+        already confirmed are left as they stand. Returns how many were confirmed now."""
+        wanted = sorted(set(sighting_ids))
+        if not wanted:
+            raise ReviewError("bulk confirmation needs at least one sighting")
+        if len(wanted) > MAX_BULK:
+            raise ReviewError(f"at most {MAX_BULK} sightings per bulk confirmation")
+        changed = 0
+        with self.svc.sessions.begin() as s:
+            self._identity(s, identity_id)
+            for sid in wanted:
+                self._sighting(s, sid, lock=True)
+            for sid in wanted:
+                if not _stands(s, sid, identity_id, Decision.CONFIRM):
+                    crud.assign(s, sid, identity_id, provenance="analyst", actor=actor)
+                    self._decide(
+                        s, sid, identity_id, Decision.CONFIRM, actor, note, key_id, bulk=True
+                    )
+                    changed += 1
+        self._mirror(wanted)
+        return changed
+
+    def undo(self, event_id: int, actor: str, *, key_id: int | None = None) -> dict:
+        """Undo the merge, split or reject recorded as audit event ``event_id``: its sightings
+        get back the assignments they had before (as new rows), a merge's sources come back, a
+        split's new identity is merged back into the one it came from, a reject's decision
+        stops counting. Refused (ReviewError) when the event was undone already, predates undo
+        records, or a later action touched its sightings or identities. Returns what was done:
+        ``{"undone": event id, "action", "sightings": [...], "identities": [...]}``."""
+        with self.svc.sessions.begin() as s:
+            ev = s.get(AuditEvent, event_id, with_for_update=True)  # one undo at a time
+            if ev is None:
+                raise NotFound(f"audit event {event_id} does not exist")
+            if ev.action not in UNDOABLE:
+                raise ReviewError(
+                    f"event {event_id} is a {ev.action!r}; only {', '.join(UNDOABLE)} can be undone"
+                )
+            done = s.scalar(
+                select(AuditEvent.id).where(
+                    AuditEvent.action == "undo",
+                    AuditEvent.entity == "audit_event",
+                    AuditEvent.entity_id == str(ev.id),
+                )
+            )
+            if done is not None:
+                raise ReviewError(f"event {event_id} was already undone (event {done})")
+            details = ev.details or {}
+            if ev.action == "reject":
+                sightings, identities = self._undo_reject(s, ev, details, actor)
+            else:
+                sightings, identities = self._undo_moves(s, ev, details, actor)
+            self.last_event = crud.record_audit(
+                s,
+                actor=actor,
+                action="undo",
+                entity="audit_event",
+                entity_id=ev.id,
+                details={
+                    "undid": ev.action,
+                    "by": ev.actor,
+                    "sightings": sightings,
+                    "identities": identities,
+                },
+                key_id=key_id,
+            ).id
+        self._mirror(sightings)
+        return {
+            "event_id": self.last_event,
+            "undone": event_id,
+            "action": ev.action,
+            "sightings": sightings,
+            "identities": identities,
+        }
+
+    def _undo_moves(
+        self, s: Session, ev: AuditEvent, details: dict, actor: str
+    ) -> tuple[list[int], list[int]]:
+        moves = details.get("moves")
+        if not isinstance(moves, list):
+            raise ReviewError(
+                f"event {ev.id} ({ev.action}) was recorded before undo existed and cannot be "
+                "undone automatically"
+            )
+        here = int(ev.entity_id)  # type: ignore[arg-type]  # merge: the target; split: the source
+        if ev.action == "merge":
+            others = [int(i) for i in details.get("sources", [])]
+        else:
+            others = [int(details["new_identity"])]
+        sightings = [int(m["sighting"]) for m in moves]
+        _refuse_if_touched(s, ev, {int(m["sighting"]): int(m["now"]) for m in moves})
+        _refuse_if_identities_changed(s, ev, here, others)
+        if ev.action == "merge":
+            for src in others:
+                s.get(Identity, src).merged_into_id = None  # type: ignore[union-attr]
+        for m in moves:
+            was = s.get(Assignment, int(m["was"]))
+            if was is None:  # its identity was deleted: nothing to go back to
+                raise ReviewError(f"sighting {m['sighting']}'s previous assignment is gone")
+            crud.assign(
+                s,
+                was.sighting_id,
+                was.identity_id,
+                provenance=was.provenance,
+                actor=actor,
+                score=was.score,
+            )
+        if ev.action == "split":
+            s.get(Identity, others[0]).merged_into_id = here  # type: ignore[union-attr]
+        return sightings, sorted({here, *others})
+
+    def _undo_reject(
+        self, s: Session, ev: AuditEvent, details: dict, actor: str
+    ) -> tuple[list[int], list[int]]:
+        if "decision" not in details:
+            raise ReviewError(
+                f"event {ev.id} (reject) was recorded before undo existed and cannot be undone "
+                "automatically"
+            )
+        sid, identity_id = int(ev.entity_id), int(details["identity"])  # type: ignore[arg-type]
+        _refuse_if_touched(s, ev, {sid: details.get("active_after")})
+        decision = s.get(ReviewDecision, int(details["decision"]))
+        if decision is not None:
+            decision.undone_at = _now()
+        if details.get("deactivated") is not None:
+            was = s.get(Assignment, int(details["deactivated"]))
+            ident = s.get(Identity, identity_id)
+            if was is None or ident is None or ident.merged_into_id is not None:
+                raise ReviewError(
+                    f"cannot undo event {ev.id}: identity {identity_id} was merged or deleted since"
+                )
+            crud.assign(
+                s, sid, identity_id, provenance=was.provenance, actor=actor, score=was.score
+            )
+        return [sid], [identity_id]
+
     # ---------------------------------------------------------------- reading
+    def merge_preview(self, target_id: int, source_ids: Sequence[int]) -> dict:
+        """What merging ``source_ids`` into ``target_id`` would give, refused as the merge
+        would be: per identity its sightings, tracks, cameras, time span and sample crops;
+        the same for the result; and sightings of the target and a source that were seen at
+        nearly the same time on different cameras (a sign they are different people)."""
+        sources = sorted(set(source_ids))
+        if not sources:
+            raise ReviewError("merge needs at least one source identity")
+        if target_id in sources:
+            raise ReviewError(f"cannot merge identity {target_id} into itself")
+        with self.svc.sessions() as s:
+            idents = [self._identity(s, i) for i in (target_id, *sources)]
+            cams = {c.id: c.name for c in s.scalars(select(Camera))}
+            rows = s.execute(
+                select(Assignment.identity_id, Sighting)
+                .join(Sighting, Sighting.id == Assignment.sighting_id)
+                .where(
+                    Assignment.identity_id.in_([i.id for i in idents]),
+                    Assignment.active.is_(True),
+                )
+            ).all()
+            by_ident: dict[int, list[Sighting]] = {i.id: [] for i in idents}
+            for ident_id, row in rows:
+                by_ident[ident_id].append(row)
+            out = [
+                {
+                    "id": i.id,
+                    "label": i.label,
+                    **self._summary(by_ident[i.id], cams, samples=True),
+                }
+                for i in idents
+            ]
+            after = self._summary([r for _, r in rows], cams, samples=False)
+            simultaneous = _simultaneous(by_ident[target_id], [r for _, r in rows])
+        return {
+            "target": out[0],
+            "sources": out[1:],
+            "after": after,
+            "simultaneous": simultaneous[:5],
+            "simultaneous_count": len(simultaneous),
+        }
+
+    def _summary(self, rows: Sequence[Sighting], cams: dict[int, str], *, samples: bool) -> dict:
+        times = sorted(r.frame_time for r in rows if r.frame_time is not None)
+        per_camera: dict[int | None, int] = {}
+        for r in rows:
+            per_camera[r.camera_id] = per_camera.get(r.camera_id, 0) + 1
+        best = sorted(rows, key=lambda r: (-r.quality, r.id))[:PREVIEW_SAMPLES] if samples else []
+        return {
+            "sightings": len(rows),
+            "tracks": len({r.track_id for r in rows if r.track_id is not None}),
+            "cameras": [
+                {"camera_id": c, "camera": cams.get(c) if c is not None else None, "sightings": n}
+                for c, n in sorted(per_camera.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+            ],
+            "first_time": times[0] if times else None,
+            "last_time": times[-1] if times else None,
+            "samples": [
+                {
+                    "sighting_id": r.id,
+                    "camera_id": r.camera_id,
+                    "time": r.frame_time,
+                    "url": self.svc.store.presigned_url(r.object_key),
+                }
+                for r in best
+            ],
+        }
+
     def identity(self, identity_id: int) -> dict:
         """The identity with its sightings in time order and its review history."""
         with self.svc.sessions() as s:
@@ -271,6 +534,22 @@ class ReviewService:
                 .where(ReviewDecision.identity_id == identity_id)
                 .order_by(ReviewDecision.created_at)
             ).all()
+            # Merges into it and splits from it, and the undos of those.
+            events = list(
+                s.scalars(
+                    select(AuditEvent).where(
+                        AuditEvent.entity == "identity", AuditEvent.entity_id == str(identity_id)
+                    )
+                )
+            )
+            undos = s.scalars(
+                select(AuditEvent).where(
+                    AuditEvent.action == "undo",
+                    AuditEvent.entity == "audit_event",
+                    AuditEvent.entity_id.in_([str(e.id) for e in events]),
+                )
+            )
+            history = sorted([*events, *undos], key=lambda e: e.id)
             return {
                 "id": ident.id,
                 "label": ident.label,
@@ -292,8 +571,22 @@ class ReviewService:
                         "decision": d.decision,
                         "actor": d.actor,
                         "at": d.created_at,
+                        "undone_at": d.undone_at,
                     }
                     for d in decisions
+                ],
+                "history": [
+                    {
+                        "id": e.id,
+                        "at": e.created_at,
+                        "actor": e.actor,
+                        "key_id": e.key_id,
+                        "action": e.action,
+                        "entity": e.entity,
+                        "entity_id": e.entity_id,
+                        "details": e.details,
+                    }
+                    for e in history
                 ],
             }
 
@@ -304,7 +597,11 @@ def _stands(s: Session, sighting_id: int, identity_id: int, decision: Decision) 
     rejected: not on it). Repeating it would only duplicate the record."""
     latest = s.scalar(
         select(ReviewDecision.decision)
-        .where(ReviewDecision.sighting_id == sighting_id, ReviewDecision.identity_id == identity_id)
+        .where(
+            ReviewDecision.sighting_id == sighting_id,
+            ReviewDecision.identity_id == identity_id,
+            ReviewDecision.undone_at.is_(None),
+        )
         .order_by(ReviewDecision.created_at.desc(), ReviewDecision.id.desc())
         .limit(1)
     )
@@ -315,6 +612,105 @@ def _stands(s: Session, sighting_id: int, identity_id: int, decision: Decision) 
     if decision == Decision.REJECT:
         return not on_it
     return on_it and current.provenance == Provenance.ANALYST  # type: ignore[union-attr]
+
+
+def _refuse_if_touched(s: Session, ev: AuditEvent, expected: dict[int, int | None]) -> None:
+    """ReviewError unless every sighting still has the assignment ``ev`` left it with
+    (``expected``: sighting → assignment id, None for none) and no later review action
+    (confirm, reject, assign...) named it."""
+    ids = sorted(expected)
+    active = {
+        a.sighting_id: a
+        for a in s.scalars(
+            select(Assignment).where(Assignment.sighting_id.in_(ids), Assignment.active.is_(True))
+        )
+    }
+    for sid in ids:
+        now = active.get(sid)
+        if (now.id if now is not None else None) != expected[sid]:
+            who = f" (by {now.actor} at {now.created_at:%Y-%m-%d %H:%M:%S})" if now else ""
+            raise ReviewError(
+                f"cannot undo event {ev.id}: sighting {sid} was reassigned since{who}"
+            )
+    later = s.execute(
+        select(AuditEvent.id, AuditEvent.action, AuditEvent.entity_id, AuditEvent.actor)
+        .where(
+            AuditEvent.id > ev.id,
+            AuditEvent.entity == "sighting",
+            AuditEvent.entity_id.in_([str(i) for i in ids]),
+            AuditEvent.action.in_(REVIEW_ACTIONS),
+        )
+        .order_by(AuditEvent.id)
+        .limit(1)
+    ).first()
+    if later is not None:
+        raise ReviewError(
+            f"cannot undo event {ev.id}: sighting {later.entity_id} was touched since "
+            f"({later.action} by {later.actor}, event {later.id})"
+        )
+
+
+def _refuse_if_identities_changed(s: Session, ev: AuditEvent, here: int, others: list[int]) -> None:
+    """ReviewError when the identities of a merge or split changed since: merged elsewhere,
+    a source given new sightings, the split's new identity used."""
+    ident = s.get(Identity, here)
+    if ident is None or ident.merged_into_id is not None:
+        raise ReviewError(f"cannot undo event {ev.id}: identity {here} was merged or deleted since")
+    for other in others:
+        row = s.get(Identity, other)
+        expected_parent = here if ev.action == "merge" else None
+        if row is None or row.merged_into_id != expected_parent:
+            raise ReviewError(
+                f"cannot undo event {ev.id}: identity {other} was merged or deleted since"
+            )
+    # A merge's sources are retired (nothing can be assigned to them); a split's new identity
+    # must hold only what the split gave it.
+    if ev.action == "split":
+        moved = {int(m["now"]) for m in (ev.details or {}).get("moves", [])}
+        extra = s.scalar(
+            select(Assignment.sighting_id)
+            .where(
+                Assignment.identity_id == others[0],
+                Assignment.active.is_(True),
+                Assignment.id.not_in(moved),
+            )
+            .limit(1)
+        )
+        if extra is not None:
+            raise ReviewError(
+                f"cannot undo event {ev.id}: sighting {extra} was put on identity {others[0]} since"
+            )
+
+
+def _simultaneous(target: Sequence[Sighting], every: Sequence[Sighting]) -> list[dict]:
+    """Pairs (a target sighting, a source sighting) less than SIMULTANEOUS_S apart on
+    different cameras, closest first."""
+    mine = {r.id for r in target}
+    timed = sorted(
+        (r for r in every if r.frame_time is not None), key=lambda r: (r.frame_time, r.id)
+    )
+    pairs = []
+    for i, a in enumerate(timed):
+        for b in timed[i + 1 :]:
+            gap = (b.frame_time - a.frame_time).total_seconds()  # type: ignore[operator]
+            if gap >= SIMULTANEOUS_S:
+                break
+            if (a.id in mine) == (b.id in mine) or a.camera_id == b.camera_id:
+                continue
+            t, o = (a, b) if a.id in mine else (b, a)
+            pairs.append({"target_sighting": t.id, "source_sighting": o.id, "seconds": gap})
+    return sorted(pairs, key=lambda p: (p["seconds"], p["target_sighting"]))
+
+
+def _move(before: Assignment, after: Assignment) -> dict[str, int]:
+    """One moved sighting, as its audit event keeps it for an undo: the identity it left and
+    the assignment it had (``was``) and got (``now``)."""
+    return {
+        "sighting": before.sighting_id,
+        "from": before.identity_id,
+        "was": before.id,
+        "now": after.id,
+    }
 
 
 def _active(s: Session, sighting_id: int) -> Assignment | None:

@@ -86,6 +86,9 @@ class TrackInfo(BaseModel):
     last_frame: int
     frames: int = Field(description="processed frames the person was seen in")
     sightings: int = Field(description="representative crops (each a sighting)")
+    crops: list[str] = Field(
+        default_factory=list, description="signed links to its first crops, in frame order"
+    )
 
 
 class Hit(BaseModel):
@@ -132,4 +135,8 @@ class SearchResponse(BaseModel):
     offset: int
     limit: int
     has_more: bool
+    candidates: int | None = Field(
+        default=None,
+        description="gallery points (at this level) that pass the filters: what was ranked",
+    )
     took_ms: float

@@ -13,7 +13,7 @@ whose payload is behind it (a mirror that failed) is left out rather than shown 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 
 import numpy as np
@@ -43,6 +43,10 @@ from aioreid.platform.search.schemas import (
 from aioreid.platform.services import Services
 
 QueryInput = bytes | str | np.ndarray
+
+
+#: Crops a track hit links to (its thumbnail strip).
+MAX_TRACK_CROPS = 8
 
 
 class QueryError(ValueError):
@@ -216,6 +220,7 @@ class SearchService:
             page = [h for h in page if h.review == filters.review]
         groups = self._group(page) if options.group_by_identity else None
         return SearchResponse(
+            candidates=self.svc.index.count(collection, flt),
             query_parts=list(singles),
             level=options.level,
             encoder_version=version,
@@ -244,7 +249,9 @@ class SearchService:
         }
         track_ids = [int(h.payload["track"]) for h in raw if h.payload.get("level") == "track"]
         with self.svc.sessions() as s:
-            tracks, stand_in, members = _tracks_and_representatives(s, track_ids)
+            tracks, stand_in, members = _tracks_and_representatives(
+                s, track_ids, self.svc.store.presigned_url
+            )
         sid_of = {
             h.id: stand_in.get(int(h.payload["track"]))
             if h.payload.get("level") == "track"
@@ -327,10 +334,10 @@ class SearchService:
 
 
 def _tracks_and_representatives(
-    s: Session, track_ids: list[int]
+    s: Session, track_ids: list[int], sign: Callable[[str], str]
 ) -> tuple[dict[int, TrackInfo], dict[int, int], dict[int, list[int]]]:
-    """Each track's summary, the sighting that stands for it (its best crop) and the ids of
-    all its sightings."""
+    """Each track's summary (with signed links to its first crops, in frame order), the
+    sighting that stands for it (its best crop) and the ids of all its sightings."""
     if not track_ids:
         return {}, {}, {}
     members = crud.sightings_by_track(s, track_ids)
@@ -351,6 +358,10 @@ def _tracks_and_representatives(
             last_frame=t.last_frame,
             frames=t.frames,
             sightings=len(mine),
+            crops=[
+                sign(r.object_key)
+                for r in sorted(mine, key=lambda r: r.frame_index)[:MAX_TRACK_CROPS]
+            ],
         )
     return info, best, ids
 
@@ -367,7 +378,9 @@ def _rejected_for(s, identity_id: int) -> list[int]:  # type: ignore[no-untyped-
     return list(
         s.scalars(
             select(ReviewDecision.sighting_id).where(
-                ReviewDecision.identity_id == identity_id, ReviewDecision.decision == "reject"
+                ReviewDecision.identity_id == identity_id,
+                ReviewDecision.decision == "reject",
+                ReviewDecision.undone_at.is_(None),
             )
         )
     )

@@ -135,6 +135,26 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+#: The longest a link's expiry is rounded up by (see :func:`link_bucket_s`).
+MAX_LINK_BUCKET_S = 15 * 60
+_CONTENT_KEY_RE = re.compile(r"[a-z0-9_-]+/([0-9a-f]{2})/\1[0-9a-f]{62}(\.[a-z0-9]{1,16})?")
+
+
+def link_bucket_s(lifetime_s: int) -> int:
+    """How far a signed link's expiry is rounded: a quarter of its lifetime, at most 15 min.
+
+    Every link to a key made within one bucket is the same URL, so browsers and caches reuse
+    it; a link lives between ``lifetime_s`` and ``lifetime_s`` plus one bucket.
+    """
+    return max(1, min(int(lifetime_s) // 4, MAX_LINK_BUCKET_S))
+
+
+def is_content_key(key: str) -> bool:
+    """Whether ``key`` is content-addressed (``{kind}/{sha[:2]}/{sha}{ext}``): its bytes never
+    change, so a response for it may be cached as immutable."""
+    return bool(_CONTENT_KEY_RE.fullmatch(key))
+
+
 def guess_content_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or DEFAULT_CONTENT_TYPE
 

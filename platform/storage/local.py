@@ -27,6 +27,7 @@ from aioreid.platform.storage.base import (
     StorageUnavailable,
     VerifyingReader,
     guess_content_type,
+    link_bucket_s,
     validate_key,
     validate_prefix,
 )
@@ -189,11 +190,18 @@ class LocalObjectStore(ObjectStore):
                     yield key
 
     def presigned_url(self, key: str, expires_s: int | None = None) -> str:
+        """A signed link valid for at least ``expires_s``; the expiry is rounded up to a
+        :func:`link_bucket_s` boundary, so links made within one bucket are identical (and
+        cacheable). It never claims more than :data:`MAX_LINK_LIFETIME_S`."""
         validate_key(key)
         seconds = self._presign_seconds if expires_s is None else expires_s
         if seconds <= 0:
             raise ValueError(f"expires_s must be positive, got {seconds}")
-        expires = int(time.time()) + int(seconds)
+        now = int(time.time())
+        bucket = link_bucket_s(int(seconds))
+        expires = -(-(now + int(seconds)) // bucket) * bucket
+        if expires - now > MAX_LINK_LIFETIME_S:
+            expires -= bucket
         signature = sign(key, expires, self._signing_key)
         return f"{self._url_prefix}/{quote(key)}?expires={expires}&signature={signature}"
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import certifi
@@ -27,6 +28,7 @@ from aioreid.platform.storage.base import (
     StorageError,
     StorageUnavailable,
     VerifyingReader,
+    link_bucket_s,
     validate_key,
     validate_prefix,
 )
@@ -204,9 +206,19 @@ class MinioObjectStore(ObjectStore):
                 f"expires_s must be positive and at most {MAX_PRESIGN_SECONDS} (7 days), "
                 f"got {seconds}"
             )
+        # Signed as of the start of the current bucket (SigV4's X-Amz-Date) and valid one
+        # bucket longer, so every link made within a bucket is the same URL and still lives at
+        # least ``seconds`` (within S3's 7-day cap).
+        bucket = link_bucket_s(seconds)
+        now = int(time.time())
+        signed_at = datetime.fromtimestamp(now - now % bucket, timezone.utc)
+        lifetime = min(seconds + bucket, MAX_PRESIGN_SECONDS)
         with self._mapped(key):
             return self._client.presigned_get_object(
-                bucket_name=self.bucket, object_name=key, expires=timedelta(seconds=seconds)
+                bucket_name=self.bucket,
+                object_name=key,
+                expires=timedelta(seconds=lifetime),
+                request_date=signed_at,
             )
 
     def ping(self) -> None:

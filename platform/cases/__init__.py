@@ -1,0 +1,1 @@
+"""Investigation cases: pinned tracks, sightings and searches with notes, and evidence ZIPs."""

@@ -1,6 +1,7 @@
 """Ingestion throughput end to end against the encoder alone on the same crops.
 
-    python benchmarks/bench_ingest.py [--world var/demo/world-120-s0] [--files 600]
+    python benchmarks/bench_ingest.py [--world var/demo/world-120-s0] [--files 600] \
+        [--runtime torch|onnx|onnx-int8]
 
 Pipeline: register (sha256 + object store) → decode → crop + quality → store crop → encode in
 batches → SQL rows → index upsert, on the embedded profile (SQLite, Qdrant Edge, local
@@ -28,13 +29,22 @@ from aioreid.platform.services import Services
 DEFAULT_JSON = Path(__file__).parent / "results" / "ingest.json"
 
 
-def _encoder(checkpoint: Path | None, batch: int) -> Encoder:
+def _encoder(checkpoint: Path | None, batch: int, runtime: str, work: Path) -> Encoder:
     if checkpoint is not None and checkpoint.is_file():
-        return Encoder.load(checkpoint, device="cpu", batch_size=batch)
-    cfg = AIOConfig(backbone="minilm-l6", image_size=(128, 64), text_max_len=40)
-    enc = Encoder.untrained(cfg, device="cpu")
-    enc.batch_size = batch
-    return enc
+        enc = Encoder.load(checkpoint, device="cpu", batch_size=batch)
+    else:
+        cfg = AIOConfig(backbone="minilm-l6", image_size=(128, 64), text_max_len=40)
+        enc = Encoder.untrained(cfg, device="cpu")
+        enc.batch_size = batch
+    if runtime == "torch":
+        return enc
+    # The RGB graph only (what this benchmark embeds), exported with its parity check.
+    from aioreid.encoder.export import export_encoder, parse_views
+
+    export_encoder(enc, work / "onnx", views=parse_views(["rgb"]), int8=runtime == "onnx-int8")
+    return Encoder.from_onnx(
+        work / "onnx", int8=runtime == "onnx-int8", device="cpu", batch_size=batch
+    )
 
 
 def main() -> None:
@@ -44,12 +54,15 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--checkpoint", type=Path, default=Path("var/train/cpu-synthetic/final.pt"))
     ap.add_argument("--index", default="edge", choices=["edge", "local"])
-    ap.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    ap.add_argument("--runtime", default="torch", choices=["torch", "onnx", "onnx-int8"])
+    ap.add_argument("--json", type=Path, default=None, help="default: results/ingest-RUNTIME.json")
     args = ap.parse_args()
+    args.json = args.json or DEFAULT_JSON.with_name(f"ingest-{args.runtime}.json")
     torch.set_num_threads(2)
     ds = load_dataset("market1501", args.world)
     files = [r.path for r in [*ds.train, *ds.gallery] if r.path is not None][: args.files]
-    enc = _encoder(args.checkpoint, args.batch)
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    enc = _encoder(args.checkpoint, args.batch, args.runtime, work)
 
     t0 = time.perf_counter()
     images = [decode_image(Path(p).read_bytes()) for p in files]
@@ -71,6 +84,7 @@ def main() -> None:
         "files": len(files),
         "crops": crops,
         "encoder": enc.version,
+        "runtime": args.runtime,
         "index": args.index,
         "encoder_alone_s": round(alone_s, 2),
         "encoder_alone_crops_per_s": round(len(files) / alone_s, 1),

@@ -31,16 +31,16 @@ from aioreid.platform.api.schemas import (
 )
 from aioreid.platform.db import crud
 from aioreid.platform.db.models import Camera, Media, Sighting, Track
-from aioreid.platform.pipeline.frames import MediaDecodeError, decode_image_frame, read_frame
+from aioreid.platform.pipeline.frames import (
+    MediaDecodeError,
+    decode_image_frame,
+    frame_jpeg,
+    read_frame,
+)
 from aioreid.platform.services import Services
 from aioreid.platform.storage import ObjectNotFound
 
 router = APIRouter(prefix="/v1", tags=["tracks"])
-
-#: The drawn box: pure green (BGR) stands out on most footage; 2 px stays visible after JPEG.
-BOX_COLOUR_BGR = (0, 255, 0)
-BOX_THICKNESS = 2
-JPEG_QUALITY = 92
 
 _JPEG_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/jpeg": {}}, "description": "the frame as a JPEG"},
@@ -236,48 +236,17 @@ def _frame_source(svc: Services, sighting_id: int) -> _FrameSource:
 
 
 def _source_frame(svc: Services, src: _FrameSource) -> np.ndarray:
-    """The full frame a sighting was cropped from, as BGR."""
+    """The full frame a sighting was cropped from, as RGB."""
     if src.kind != "video":
-        rgb = decode_image_frame(svc.store.get_bytes(src.object_key)).image
-        return cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        return decode_image_frame(svc.store.get_bytes(src.object_key)).image
     local = svc.store.local_path(src.object_key)
     if local is not None:  # read in place: stored objects are never rewritten
-        return cv2.cvtColor(read_frame(local, src.frame_index).image, cv2.COLOR_RGB2BGR)
+        return read_frame(local, src.frame_index).image
     suffix = FilePath(src.object_key).suffix or ".mp4"
     # OpenCV reads videos from files only; the folder (and the copy in it) goes on return.
     with tempfile.TemporaryDirectory(prefix="aioreid-frame-") as tmp:
         path = svc.store.download_to(src.object_key, FilePath(tmp) / f"media{suffix}")
-        return cv2.cvtColor(read_frame(path, src.frame_index).image, cv2.COLOR_RGB2BGR)
-
-
-def _jpeg(bgr: np.ndarray) -> bytes:
-    # Full-resolution colour (4:4:4): with the usual 4:2:0 a 2 px outline bleeds into its
-    # neighbours and loses its colour.
-    params = [
-        cv2.IMWRITE_JPEG_QUALITY,
-        JPEG_QUALITY,
-        cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-        cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
-    ]
-    ok, buf = cv2.imencode(".jpg", bgr, params)
-    if not ok:
-        raise MediaDecodeError("the frame could not be encoded as JPEG")
-    return buf.tobytes()
-
-
-def draw_box(bgr: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """A copy of ``bgr`` with ``box`` (x, y, w, h) outlined, the outline inside the box.
-
-    cv2 centres a thick line on its coordinates (a 2 px line comes out 3 px wide), so the
-    outline is drawn as nested 1 px rectangles: exactly BOX_THICKNESS px, never outside.
-    """
-    out = bgr.copy()
-    x, y, w, h = box
-    for i in range(min(BOX_THICKNESS, (min(w, h) + 1) // 2)):
-        top_left = (x + i, y + i)
-        bottom_right = (x + w - 1 - i, y + h - 1 - i)
-        cv2.rectangle(out, top_left, bottom_right, BOX_COLOUR_BGR, 1)
-    return out
+        return read_frame(path, src.frame_index).image
 
 
 @router.get("/sightings/{sighting_id}/frame", response_class=Response, responses=_JPEG_RESPONSE)
@@ -290,8 +259,7 @@ def sighting_frame(
     """The full source frame of a sighting (JPEG), with its box drawn unless ``box=false``."""
     src = _frame_source(svc, sighting_id)
     try:
-        bgr = _source_frame(svc, src)
-        data = _jpeg(draw_box(bgr, src.box) if box else bgr)
+        data = frame_jpeg(_source_frame(svc, src), src.box if box else None)
     except ObjectNotFound:
         raise HTTPException(
             status.HTTP_409_CONFLICT,

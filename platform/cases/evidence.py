@@ -38,7 +38,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Literal
 
 import cv2
-import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -67,7 +66,6 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 MediaMode = Literal["original", "reference"]
 MEDIA_MODES: tuple[str, ...] = ("original", "reference")
-JPEG_QUALITY = 92
 
 
 def software_version() -> str:
@@ -263,29 +261,6 @@ def _gather(sessions: sessionmaker[Session], store: ObjectStore, case_id: int) -
         )
 
 
-def _draw_box(bgr: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """The frame with the box outlined inside its edges (as the frame route draws it)."""
-    from aioreid.platform.api.routes_tracks import draw_box
-
-    return draw_box(bgr, box)
-
-
-def _frame_jpeg(rgb: np.ndarray, box: tuple[int, int, int, int]) -> bytes:
-    bgr = _draw_box(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), box)
-    # Full-resolution colour (4:4:4), as the frame route encodes: with 4:2:0 the 2 px outline
-    # bleeds into its neighbours and loses its colour.
-    params = [
-        cv2.IMWRITE_JPEG_QUALITY,
-        JPEG_QUALITY,
-        cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
-        cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
-    ]
-    ok, buf = cv2.imencode(".jpg", bgr, params)
-    if not ok:
-        raise ValueError("the frame could not be encoded as JPEG")
-    return buf.tobytes()
-
-
 class _MediaFiles:
     """Local paths of media objects: the store's own file, else one download per media into
     a temporary folder (removed with it)."""
@@ -307,7 +282,12 @@ def _frames(
     gathered: _Gathered, media_files: _MediaFiles, notes: list[str]
 ) -> Iterator[tuple[dict[str, Any], bytes]]:
     """Each sighting's full frame with its box drawn, as JPEG bytes."""
-    from aioreid.platform.pipeline.frames import MediaDecodeError, decode_image_frame, read_frame
+    from aioreid.platform.pipeline.frames import (
+        MediaDecodeError,
+        decode_image_frame,
+        frame_jpeg,
+        read_frame,
+    )
 
     media = {m["media_id"]: m for m in gathered.media}
     for sighting in gathered.sightings:
@@ -318,7 +298,7 @@ def _frames(
                 rgb = read_frame(path, sighting["frame_index"]).image
             else:
                 rgb = decode_image_frame(path.read_bytes()).image
-            yield sighting, _frame_jpeg(rgb, sighting["box"])
+            yield sighting, frame_jpeg(rgb, tuple(sighting["box"]))
         except ObjectNotFound:
             notes.append(
                 f"frame of sighting {sighting['sighting_id']}: media {m['media_id']} is no "

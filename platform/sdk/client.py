@@ -235,15 +235,14 @@ class Client:
     ) -> TrackList:
         """Person tracks by start time; ``camera``/``media`` are ids, times keep the tracks
         overlapping ``[time_from, time_to]``."""
-        params: dict[str, Any] = {"offset": offset, "limit": limit}
-        for name, value in (
-            ("camera", camera),
-            ("media", media),
-            ("time_from", time_from),
-            ("time_to", time_to),
-        ):
-            if value is not None:
-                params[name] = value.isoformat() if isinstance(value, datetime) else value
+        params = _query(
+            offset=offset,
+            limit=limit,
+            camera=camera,
+            media=media,
+            time_from=time_from,
+            time_to=time_to,
+        )
         return TrackList.model_validate(self._call("GET", "/v1/tracks", params=params))
 
     def track(self, track_id: int) -> TrackOut:
@@ -426,18 +425,17 @@ class Client:
         limit: int = 50,
     ) -> AuditList:
         """Audit events, newest first: every key's for admin keys, else the caller's own."""
-        params: dict[str, Any] = {"offset": offset, "limit": limit}
-        for name, value in (
-            ("actor", actor),
-            ("action", action),
-            ("entity", entity),
-            ("entity_id", entity_id),
-            ("key_id", key_id),
-            ("since", since),
-            ("until", until),
-        ):
-            if value is not None:
-                params[name] = value.isoformat() if isinstance(value, datetime) else value
+        params = _query(
+            offset=offset,
+            limit=limit,
+            actor=actor,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            key_id=key_id,
+            since=since,
+            until=until,
+        )
         return AuditList.model_validate(self._call("GET", "/v1/audit", params=params))
 
     # ---------------------------------------------------------------- cases
@@ -575,3 +573,12 @@ class Client:
         if resp.status_code >= 400:
             raise ApiError(resp.status_code, resp.text)
         return resp.content
+
+
+def _query(**values: Any) -> dict[str, Any]:
+    """Query parameters: the values given (None left out), datetimes as ISO 8601."""
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else value
+        for name, value in values.items()
+        if value is not None
+    }

@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from sqlalchemy import func, select
 
 from aioreid.platform.api.deps import Caller, get_services, require_role
-from aioreid.platform.api.routes_tracks import sighting_offset_s
 from aioreid.platform.api.schemas import (
     MAX_ID,
     MAX_SMALL_ID,
@@ -26,6 +25,7 @@ from aioreid.platform.api.schemas import (
     UndoRequest,
     error_responses,
 )
+from aioreid.platform.db import crud
 from aioreid.platform.db.models import Assignment, Identity, Sighting
 from aioreid.platform.search.review import ReviewService
 from aioreid.platform.services import Services
@@ -226,5 +226,5 @@ def sighting(
             track_id=row.track_id,
             frame_index=row.frame_index,
             clip_url=svc.store.presigned_url(media.object_key),
-            clip_offset_s=round(sighting_offset_s(row, media), 3),
+            clip_offset_s=round(crud.sighting_offset_s(row, media), 3),
         )

@@ -52,21 +52,6 @@ _JPEG_RESPONSE: dict[int | str, dict[str, Any]] = {
 # ---------------------------------------------------------------------------- shared helpers
 
 
-def sighting_offset_s(row: Sighting, media: Media) -> float:
-    """Seconds into the source media where ``row`` was cropped (0 for an image).
-
-    The frame time is exact when the media has a start time; otherwise the frame index over
-    the file's frame rate gives the same offset.
-    """
-    if media.kind != "video":
-        return 0.0
-    if row.frame_time is not None and media.start_time is not None:
-        return max(0.0, (row.frame_time - media.start_time).total_seconds())
-    if media.fps:
-        return row.frame_index / media.fps
-    return 0.0
-
-
 def with_fragment(url: str, offset_s: float) -> str:
     """``url`` with a ``#t=`` media fragment (W3C Media Fragments), e.g. ``...#t=2.5``."""
     seconds = f"{max(0.0, offset_s):.3f}".rstrip("0").rstrip(".")
@@ -169,7 +154,7 @@ def _track_sighting(svc: Services, row: Sighting, media: Media) -> TrackSighting
         sighting_id=row.id,
         frame_index=row.frame_index,
         time=row.frame_time,
-        offset_s=round(sighting_offset_s(row, media), 3),
+        offset_s=round(crud.sighting_offset_s(row, media), 3),
         box=(row.box_x, row.box_y, row.box_w, row.box_h),
         quality=row.quality,
         url=svc.store.presigned_url(row.object_key),

@@ -46,14 +46,6 @@ class CaseError(ValueError):
     """A case action its state does not allow (pinning to a closed case, say)."""
 
 
-def _media_offset(row: Sighting, media_start: Any, media_fps: float | None, kind: str) -> float:
-    if kind != "video":
-        return 0.0
-    if row.frame_time is not None and media_start is not None:
-        return max(0.0, (row.frame_time - media_start).total_seconds())
-    return row.frame_index / media_fps if media_fps else 0.0
-
-
 def sighting_brief(
     row: Sighting, cameras: Mapping[int, str], identity: int | None, url: str | None
 ) -> dict[str, Any]:
@@ -67,7 +59,7 @@ def sighting_brief(
         "camera": cameras.get(row.camera_id) if row.camera_id is not None else None,
         "time": row.frame_time,
         "frame_index": row.frame_index,
-        "offset_s": round(_media_offset(row, media.start_time, media.fps, str(media.kind)), 3),
+        "offset_s": round(crud.sighting_offset_s(row, media), 3),
         "box": (row.box_x, row.box_y, row.box_w, row.box_h),
         "quality": row.quality,
         "modality": str(row.modality),

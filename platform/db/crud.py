@@ -335,6 +335,21 @@ def representative(sightings: Sequence[Sighting]) -> Sighting | None:
     return max(sightings, key=lambda r: (r.quality, -r.id)) if sightings else None
 
 
+def sighting_offset_s(row: Sighting, media: Media) -> float:
+    """Seconds into the source media where ``row`` was cropped (0 for an image).
+
+    The frame time is exact when the media has a start time; otherwise the frame index over
+    the file's frame rate gives the same offset.
+    """
+    if media.kind != "video":
+        return 0.0
+    if row.frame_time is not None and media.start_time is not None:
+        return max(0.0, (row.frame_time - media.start_time).total_seconds())
+    if media.fps:
+        return row.frame_index / media.fps
+    return 0.0
+
+
 def create_identity(
     session: Session,
     *,

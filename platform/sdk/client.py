@@ -156,32 +156,21 @@ class Client:
         ``level="track"`` gives one hit per person track (``hit.track`` says where and when);
         ``level="sighting"`` one hit per representative crop.
         """
-        files = {
-            name: _image_bytes(value, name)
-            for name, value in (("rgb", rgb), ("ir", ir), ("sketch", sketch))
-            if value is not None
-        }
-        data: dict[str, Any] = {
-            "limit": str(limit),
-            "offset": str(offset),
-            "group_by_identity": "true" if group_by_identity else "false",
-            "level": level,
-        }
-        if text is not None:
-            data["text"] = text
-        if threshold is not None:
-            data["threshold"] = str(threshold)
-        if for_identity is not None:
-            data["for_identity"] = str(for_identity)
-        if filters is not None:
-            f = (
-                filters
-                if isinstance(filters, SearchFilters)
-                else SearchFilters.model_validate(filters)
-            )
-            data["filters"] = f.model_dump_json(exclude_none=True)
+        data, files = _search_form(
+            text=text,
+            rgb=rgb,
+            ir=ir,
+            sketch=sketch,
+            filters=filters,
+            limit=limit,
+            offset=offset,
+            group_by_identity=group_by_identity,
+            level=level,
+            threshold=threshold,
+            for_identity=for_identity,
+        )
         return SearchResponse.model_validate(
-            self._call("POST", "/v1/search", data=data, files=files or None)
+            self._call("POST", "/v1/search", data=data, files=files)
         )
 
     def find_similar(
@@ -487,30 +476,22 @@ class Client:
     ) -> CaseOut:
         """Pin a search (as :meth:`search` takes it, or ``similar_to`` a sighting): the server
         runs it and keeps its inputs, filters, options, encoder version and scored hits."""
-        files = {
-            name: _image_bytes(value, name)
-            for name, value in (("rgb", rgb), ("ir", ir), ("sketch", sketch))
-            if value is not None
-        }
-        data: dict[str, Any] = {"limit": str(limit), "offset": str(offset), "level": level}
-        for name, value in (
-            ("text", text),
-            ("similar_to", similar_to),
-            ("threshold", threshold),
-            ("for_identity", for_identity),
-            ("note", note),
-        ):
-            if value is not None:
-                data[name] = str(value)
-        if filters is not None:
-            f = (
-                filters
-                if isinstance(filters, SearchFilters)
-                else SearchFilters.model_validate(filters)
-            )
-            data["filters"] = f.model_dump_json(exclude_none=True)
+        data, files = _search_form(
+            text=text,
+            rgb=rgb,
+            ir=ir,
+            sketch=sketch,
+            filters=filters,
+            limit=limit,
+            offset=offset,
+            level=level,
+            similar_to=similar_to,
+            threshold=threshold,
+            for_identity=for_identity,
+            note=note,
+        )
         return CaseOut.model_validate(
-            self._call("POST", f"/v1/cases/{case_id}/queries", data=data, files=files or None)
+            self._call("POST", f"/v1/cases/{case_id}/queries", data=data, files=files)
         )
 
     def set_note(self, case_id: int, item_id: int, note: str | None) -> CaseOut:
@@ -582,3 +563,32 @@ def _query(**values: Any) -> dict[str, Any]:
         for name, value in values.items()
         if value is not None
     }
+
+
+def _search_form(
+    *,
+    text: str | None,
+    rgb: ImageLike | None,
+    ir: ImageLike | None,
+    sketch: ImageLike | None,
+    filters: SearchFilters | dict | None,
+    **fields: Any,
+) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """A search as the multipart form ``/v1/search`` and pinned queries take: the fields
+    given (None left out, booleans as true/false), the filters as JSON, the images as files."""
+    files = {
+        name: _image_bytes(value, name)
+        for name, value in (("rgb", rgb), ("ir", ir), ("sketch", sketch))
+        if value is not None
+    }
+    data = {
+        name: ("true" if value else "false") if isinstance(value, bool) else str(value)
+        for name, value in fields.items()
+        if value is not None
+    }
+    if text is not None:
+        data["text"] = text
+    if filters is not None:
+        f = filters if isinstance(filters, SearchFilters) else SearchFilters.model_validate(filters)
+        data["filters"] = f.model_dump_json(exclude_none=True)
+    return data, files or None

@@ -49,16 +49,15 @@ def stage_upload(store: ObjectStore, upload: UploadFile, limit_bytes: int) -> di
         media_kind(name)
     except MediaDecodeError as exc:
         return {"name": name, "refused": str(exc)}
-    if upload.size == 0:
+    if not upload.file.read(1):  # empty: checked before anything is stored
         return {"name": name, "refused": "empty file"}
+    upload.file.seek(0)
     try:
-        key, size = store.put_stream(
+        key, _ = store.put_stream(
             upload.file, kind="media", ext=Path(name).suffix, source=name, max_bytes=limit_bytes
         )
     except ObjectTooLarge:
         return {"name": name, "refused": f"over the {megabytes(limit_bytes)} limit per file"}
-    if size == 0:
-        return {"name": name, "refused": "empty file"}
     return {"name": name, "key": key}
 
 

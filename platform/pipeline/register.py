@@ -139,8 +139,10 @@ def store_item(svc: Services, item: dict[str, Any], max_bytes: int) -> tuple[str
         return key, size
     path = Path(item["path"])
     _check_size(name, path.stat().st_size, max_bytes)
-    key = svc.store.put_file(path, kind="media")
-    return key, svc.store.stat(key).size
+    with open(path, "rb") as f:  # the limit holds even if the file grows meanwhile
+        return svc.store.put_stream(
+            f, kind="media", ext=_ext(str(path)), source=str(path), max_bytes=max_bytes
+        )
 
 
 def _existing(

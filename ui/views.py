@@ -742,15 +742,24 @@ def _undo(c: Any, event_id: int, action: str) -> None:
     st.session_state["flash"] = f"{action} undone: {len(out.sightings)} sightings are back"
 
 
+def _session_cached(key: str, fetch: Callable[[], T], what: str, ttl_s: float = 30.0) -> T | None:
+    """``fetch()`` at most every ``ttl_s`` per session: lists every page run needs (cameras,
+    open cases) are not asked of the API on every click. Actions that change one forget it."""
+    at, value = st.session_state.get(key, (0.0, None))
+    if value is None or time.monotonic() - at > ttl_s:
+        value = run(fetch, what)
+        if value is None:
+            return None
+        st.session_state[key] = (time.monotonic(), value)
+    return value
+
+
+def _forget(key: str) -> None:
+    st.session_state.pop(key, None)
+
+
 def _cameras() -> list[Any]:
-    """The cameras, read at most every 30 s per session (every page run needs them)."""
-    at, cams = st.session_state.get("cameras", (0.0, None))
-    if cams is None or time.monotonic() - at > 30:
-        cams = run(client().cameras, "Loading cameras")
-        if cams is None:
-            return []
-        st.session_state["cameras"] = (time.monotonic(), cams)
-    return cams
+    return _session_cached("cameras", client().cameras, "Loading cameras") or []
 
 
 def _camera_names() -> dict[int, str]:
@@ -812,7 +821,9 @@ def _timeline(sightings: list[Any]) -> None:
 def case_picker() -> int | None:
     """The case results are pinned to (sidebar), from the open cases. The choice is kept
     under its own key: Streamlit forgets a widget's value when a page run skips it."""
-    listing = run(lambda: client().cases(status="open", limit=200), "Loading cases")
+    listing = _session_cached(
+        "open_cases", lambda: client().cases(status="open", limit=200), "Loading cases"
+    )
     options = {c.id: f"#{c.id} {c.title}" for c in listing.items} if listing else {}
     if "pending_case" in st.session_state:  # a case just opened: pin to it from now on
         st.session_state["case_id"] = st.session_state.pop("pending_case")
@@ -847,6 +858,7 @@ def cases_page() -> None:
             case = run(lambda: c.create_case(title.strip(), description or None), "Creating")
             if case:
                 st.session_state["pending_case"] = case.id  # picked on the next run
+                _forget("open_cases")
                 st.session_state["flash"] = f"Case #{case.id} opened"
                 st.rerun()
     status = st.segmented_control("Show", ["open", "closed"], default="open", key="case_status")
@@ -887,6 +899,7 @@ def cases_page() -> None:
 def _case_call(action: Callable[[int], Any], case_id: int, what: str) -> None:
     try:
         action(case_id)
+        _forget("open_cases")
         st.session_state["flash"] = f"Case #{case_id} {what}"
     except ApiError as exc:
         st.session_state["flash_error"] = f"Case #{case_id} not {what} — {exc}"
@@ -1194,6 +1207,7 @@ def _camera_locations() -> None:
             )
             label = n.text_input("place", value=cam.location or "", key=f"loc-{cam.id}")
             if go.button("Save", key=f"save-cam-{cam.id}"):
+                _forget("cameras")
                 act(
                     lambda cam=cam, lat=lat, lon=lon, label=label: c.set_camera_location(
                         cam.id, lat, lon, location=label or None

@@ -391,7 +391,7 @@ class _Borrowed:
 def test_cli_search_shows_each_tracks_span_and_frames(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aioreid.platform import cli_platform
+    from aioreid.platform.cli import service as cli_platform
 
     monkeypatch.setattr(cli_platform, "_services", lambda: _Borrowed(world.svc))
     runner = CliRunner()

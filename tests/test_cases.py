@@ -27,9 +27,9 @@ from fastapi.testclient import TestClient
 from platform_fixtures import jpeg, make_services, person_image, write_video
 from typer.testing import CliRunner
 
-from aioreid.platform import cli_cases
 from aioreid.platform.api.app import create_app
 from aioreid.platform.cli import app as cli_app
+from aioreid.platform.cli import cases as cli_cases
 from aioreid.platform.db import crud
 from aioreid.platform.db.models import AuditEvent, Sighting
 from aioreid.platform.pipeline.frames import SamplingOptions

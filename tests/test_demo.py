@@ -10,7 +10,7 @@ import torch
 from platform_fixtures import make_settings
 
 from aioreid.encoder.model import AIOConfig, AIOModel
-from aioreid.platform.demo import ranking_metrics, run_demo
+from aioreid.platform.cli.demo import ranking_metrics, run_demo
 
 SETTINGS = ["RGB→RGB", "IR→RGB", "RGB→IR", "sketch→RGB", "text→RGB", "text+sketch→RGB"]
 

@@ -302,8 +302,8 @@ def test_cli_ingest_names_each_failed_file_and_counts_identical_bytes_once(
     from platform_fixtures import make_services
     from typer.testing import CliRunner
 
-    from aioreid.platform import cli_platform
     from aioreid.platform.cli import app
+    from aioreid.platform.cli import service as cli_platform
 
     folder = tmp_path / "batch"
     folder.mkdir()

@@ -319,7 +319,7 @@ def test_check_encoder_starts_only_when_the_configured_encoder_differs(
 
 
 def test_cli_status_and_start(world: World, ckpts: Checkpoints, monkeypatch) -> None:
-    from aioreid.platform.cli_index import register
+    from aioreid.platform.cli.index import register
     from aioreid.platform.config import get_settings
 
     world.svc.close()  # the local index folder is one process's at a time

@@ -13,7 +13,7 @@ import typer
 from typer.testing import CliRunner
 
 from aioreid.encoder.data.synth import FootageOptions, SynthConfig, generate_world, write_footage
-from aioreid.platform.cli_tracking import register
+from aioreid.platform.cli.tracking import register
 from aioreid.platform.evaluation.tracking import (
     Clip,
     evaluate_output,

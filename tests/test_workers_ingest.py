@@ -358,7 +358,7 @@ def test_cli_queues_follows_lists_and_cancels(stack: Stack, worker: Celery, tmp_
     import typer
     from typer.testing import CliRunner
 
-    from aioreid.platform.cli_jobs import register
+    from aioreid.platform.cli.jobs import register
 
     cli = typer.Typer()
     register(cli)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from aioreid.platform.cli_keys import keys_app
+from aioreid.platform.cli.keys import keys_app
 from aioreid.platform.config import get_settings
 
 if TYPE_CHECKING:  # the search models load only when a search runs (a fast CLI start-up)
@@ -77,11 +77,11 @@ def ingest(
 ) -> None:
     """Ingest files or folders (in this process, or through the workers with --async)."""
     if run_async:  # the jobs CLI queues it (and turns bad paths into a clear error)
-        from aioreid.platform.cli_jobs import ingest_async
+        from aioreid.platform.cli.jobs import ingest_async
 
         ingest_async(paths, camera, modality, detector, start_time, sample_fps)
         return
-    from aioreid.platform.cli_jobs import media_files
+    from aioreid.platform.cli.jobs import media_files
     from aioreid.platform.pipeline.frames import SamplingOptions
     from aioreid.platform.pipeline.ingest import IngestOptions, ingest_many
 

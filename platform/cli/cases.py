@@ -48,7 +48,7 @@ def _db_and_store() -> Iterator[tuple[sessionmaker[Session], ObjectStore]]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from aioreid.platform.cases.service import CaseError
-    from aioreid.platform.cli_keys import _first_line, _revision
+    from aioreid.platform.cli.keys import _first_line, _revision
     from aioreid.platform.db.engine import engine_from_settings, session_factory
     from aioreid.platform.db.errors import DbError
     from aioreid.platform.db.migrate import head_revision, init_database

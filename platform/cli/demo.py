@@ -30,8 +30,8 @@ from aioreid.encoder.data.datasets import load_dataset
 from aioreid.encoder.data.records import Record
 from aioreid.encoder.data.synth import SynthConfig, WorldManifest, generate_world
 from aioreid.encoder.zeroshot import HistogramEmbedder, evaluate_world, report
+from aioreid.platform.cli.demo_report import contact_sheet, format_rows
 from aioreid.platform.config import Settings
-from aioreid.platform.demo_report import contact_sheet, format_rows
 from aioreid.platform.pipeline.detect import Box
 from aioreid.platform.pipeline.frames import SamplingOptions
 from aioreid.platform.pipeline.ingest import IngestOptions, ingest_many

@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from aioreid.platform.cli_cases import register as register_case_commands
-from aioreid.platform.cli_encoder import register as register_encoder_commands
-from aioreid.platform.cli_index import register as register_index_commands
-from aioreid.platform.cli_jobs import register as register_job_commands
-from aioreid.platform.cli_platform import register as register_platform_commands
-from aioreid.platform.cli_tracking import register as register_tracking_commands
+from aioreid.platform.cli.cases import register as register_case_commands
+from aioreid.platform.cli.encoder import register as register_encoder_commands
+from aioreid.platform.cli.index import register as register_index_commands
+from aioreid.platform.cli.jobs import register as register_job_commands
+from aioreid.platform.cli.service import register as register_platform_commands
+from aioreid.platform.cli.tracking import register as register_tracking_commands
 from aioreid.platform.config import get_settings
 
 app = typer.Typer(
@@ -250,7 +250,7 @@ def demo(
     ] = 4.0,
 ) -> None:
     """Synthesise a world, train if needed, ingest, search every modality, print the table."""
-    from aioreid.platform.demo import run_demo
+    from aioreid.platform.cli.demo import run_demo
 
     settings = get_settings()
     run_demo(

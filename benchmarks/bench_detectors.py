@@ -16,7 +16,7 @@ half hidden by others. Neither detector can separate those, so recall stays well
 
 Variants, all in the same run:
 
-* ``shipped``: the raw detector as it shipped (``DETECTORS[name]()``);
+* ``shipped``: the raw detector as it shipped (``RAW_DETECTORS[name]()``);
 * ``shipped+rules`` (background only): the same detector, its boxes put through the
   whole-person rules. This is the effect of verification alone;
 * ``verified``: what ``build_detector(name)`` returns now, which is what ingestion uses;
@@ -44,7 +44,7 @@ import cv2
 
 from aioreid.encoder.data.synth import SynthConfig, generate_world
 from aioreid.platform.pipeline.detect import (
-    DETECTORS,
+    RAW_DETECTORS,
     BackgroundSubtractionDetector,
     Box,
     Detector,
@@ -160,7 +160,7 @@ def variants(
     """``(detector, variant, factory)`` for every detector measured."""
     out: list[tuple[str, str, Callable[[], Any]]] = []
     for name in names:
-        out.append((name, "shipped", DETECTORS[name]))
+        out.append((name, "shipped", RAW_DETECTORS[name]))
         if name == "background":
             # The shipped detector's own threshold for the rules' background model too.
             rules = VerifyRules(fg_threshold=BackgroundSubtractionDetector().threshold)
@@ -168,7 +168,7 @@ def variants(
                 (
                     name,
                     "shipped+rules",
-                    lambda r=rules: VerifiedDetector(DETECTORS["background"](), r),
+                    lambda r=rules: VerifiedDetector(RAW_DETECTORS["background"](), r),
                 )
             )
         out.append((name, "verified", lambda n=name: build_detector(n)))
@@ -277,7 +277,7 @@ def _fps_list(text: str) -> list[float]:
 
 def _names(text: str) -> list[str]:
     names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in DETECTORS or n == "crops"]
+    unknown = [n for n in names if n not in RAW_DETECTORS or n == "crops"]
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown detectors {unknown}; use background, hog")
     return names

@@ -213,3 +213,18 @@ def test_rules_alone_raise_precision_of_the_shipped_detector(clips: list[Clip]) 
     ruled = VerifiedDetector(BackgroundSubtractionDetector(), VerifyRules(fg_threshold=28))
     p, r = _precision_recall(ruled, clips)
     assert p > shipped_p and r >= 0.95 * shipped_r, (shipped_p, p, shipped_r, r)
+
+
+def test_one_list_of_detectors_is_what_every_surface_offers() -> None:
+    from aioreid.platform.api.schemas import FolderIngestRequest
+    from aioreid.platform.pipeline.detect import RAW_DETECTORS, build_detector
+    from aioreid.platform.pipeline.detector_names import DETECTOR_HELP, DETECTOR_NAMES
+
+    assert set(RAW_DETECTORS) == set(DETECTOR_NAMES)
+    for name in DETECTOR_NAMES:  # every name offered builds
+        assert hasattr(build_detector(name), "detect")
+    offered = FolderIngestRequest.model_json_schema()["properties"]["detector"]["enum"]
+    assert offered == list(DETECTOR_NAMES)
+    assert all(name in DETECTOR_HELP for name in DETECTOR_NAMES)
+    with pytest.raises(ValueError, match="crops, background, hog or onnx:PATH"):
+        build_detector("yolo")

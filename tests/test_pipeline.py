@@ -22,7 +22,7 @@ from aioreid.platform.db.models import (
     Sighting,
     Track,
 )
-from aioreid.platform.pipeline.datasets import import_dataset
+from aioreid.platform.pipeline.dataset_import import import_dataset
 from aioreid.platform.pipeline.detect import (
     BackgroundSubtractionDetector,
     Box,

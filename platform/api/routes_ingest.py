@@ -35,7 +35,8 @@ from aioreid.platform.api.schemas import (
 from aioreid.platform.api.uploads import stage_upload
 from aioreid.platform.db import crud
 from aioreid.platform.db.models import IngestJob, JobFailure, Media, Sighting
-from aioreid.platform.pipeline.datasets import dataset_items
+from aioreid.platform.pipeline.dataset_import import dataset_items
+from aioreid.platform.pipeline.detector_names import DetectorName
 from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from aioreid.platform.pipeline.ingest import IngestOptions
 from aioreid.platform.services import Services
@@ -77,7 +78,7 @@ def ingest_upload(
     files: list[UploadFile] = File(description="images or videos"),
     camera: str | None = Form(default=None),
     modality: Literal["rgb", "ir"] = Form(default="rgb"),
-    detector: Literal["crops", "background", "hog"] = Form(default="crops"),
+    detector: DetectorName = Form(default="crops"),
     start_time: datetime | None = Form(default=None),
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_role("operator")),

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from aioreid.platform.pipeline.detector_names import DetectorName
 from aioreid.platform.search.schemas import BigId, SearchFilters, SearchOptions, SmallId
 
 #: The largest id a BIGINT key holds: bigger ids in a path are a 422, not a database error.
@@ -129,7 +130,7 @@ class FolderIngestRequest(BaseModel):
     )
     camera: str | None = None
     modality: Literal["rgb", "ir"] = "rgb"
-    detector: Literal["crops", "background", "hog"] = "crops"
+    detector: DetectorName = "crops"
     start_time: datetime | None = None
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aioreid.platform.config import Profile, get_settings
+from aioreid.platform.pipeline.detector_names import DETECTOR_HELP
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -121,9 +122,7 @@ def ingest_async(
     paths: Annotated[list[Path], typer.Argument(help="image/video files or folders")],
     camera: Annotated[str | None, typer.Option(help="camera name for every file")] = None,
     modality: Annotated[str, typer.Option(help="rgb or ir")] = "rgb",
-    detector: Annotated[
-        str, typer.Option(help="crops, background, hog or onnx:PATH (a YOLO-style ONNX model)")
-    ] = "crops",
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = "crops",
     start_time: Annotated[
         datetime | None, typer.Option(help="recording start (ISO 8601) of videos")
     ] = None,

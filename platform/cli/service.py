@@ -10,6 +10,7 @@ import typer
 
 from aioreid.platform.cli.keys import keys_app
 from aioreid.platform.config import get_settings
+from aioreid.platform.pipeline.detector_names import DETECTOR_HELP
 
 if TYPE_CHECKING:  # the search models load only when a search runs (a fast CLI start-up)
     from aioreid.platform.search.schemas import TrackInfo
@@ -63,9 +64,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="image/video files or folders")],
     camera: Annotated[str | None, typer.Option(help="camera name for every file")] = None,
     modality: Annotated[str, typer.Option(help="rgb or ir")] = "rgb",
-    detector: Annotated[
-        str, typer.Option(help="crops, background, hog or onnx:PATH (a YOLO-style ONNX model)")
-    ] = "crops",
+    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = "crops",
     start_time: Annotated[
         datetime | None, typer.Option(help="recording start (ISO 8601) of videos")
     ] = None,
@@ -133,8 +132,8 @@ def import_dataset(
 ) -> None:
     """Bulk-import a dataset folder, keeping its cameras and identity labels."""
     from aioreid.encoder.data.records import DatasetLayoutError
-    from aioreid.platform.pipeline.datasets import SPLITS
-    from aioreid.platform.pipeline.datasets import import_dataset as run
+    from aioreid.platform.pipeline.dataset_import import SPLITS
+    from aioreid.platform.pipeline.dataset_import import import_dataset as run
 
     svc = _services()
     try:

@@ -32,7 +32,6 @@ from aioreid.platform.db.enums import (
     JobStatus,
     KeyRole,
     MediaKind,
-    MediaStatus,
     Modality,
     Provenance,
 )
@@ -236,17 +235,6 @@ def create_media(
     )
 
 
-def set_media_status(
-    session: Session, media_id: int, status: MediaStatus | str, error: str | None = None
-) -> Media:
-    """Move a media to ``status``; ``error`` is kept for ``failed`` and cleared otherwise."""
-    media = _get(session, Media, media_id)
-    media.status = _enum(MediaStatus, status, "media status")
-    media.error = error if media.status is MediaStatus.FAILED else None
-    session.flush()
-    return media
-
-
 def set_camera_position(
     session: Session, camera_id: int, latitude: float | None, longitude: float | None
 ) -> Camera:
@@ -433,14 +421,6 @@ def unassign(session: Session, sighting_id: int) -> bool:
         .values(active=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def active_assignment(session: Session, sighting_id: int) -> Assignment | None:
-    return session.scalar(
-        sa.select(Assignment).where(
-            Assignment.sighting_id == sighting_id, Assignment.active.is_(True)
-        )
-    )
 
 
 def active_identity_of(session: Session, sighting_id: int) -> Identity | None:

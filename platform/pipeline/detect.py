@@ -21,6 +21,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from aioreid.platform.pipeline.detector_names import DETECTOR_HELP, ONNX_PREFIX
+
 
 @dataclass(frozen=True)
 class Box:
@@ -170,9 +172,9 @@ def nms(boxes: list[Box], iou: float) -> list[Box]:
     return kept
 
 
-#: The raw detectors, as shipped before verification (``benchmarks/bench_detectors.py``
+#: The raw detectors by name, as shipped before verification (``benchmarks/bench_detectors.py``
 #: measures them against what :func:`build_detector` returns).
-DETECTORS = {
+RAW_DETECTORS = {
     "crops": WholeFrameDetector,
     "background": BackgroundSubtractionDetector,
     "hog": HogDetector,
@@ -193,10 +195,10 @@ def build_detector(name: str) -> Detector:
     # Imported here: both modules import this one.
     from .verify import SHAPE_ONLY, VerifiedDetector, VerifyRules
 
-    if name.startswith("onnx:"):
+    if name.startswith(ONNX_PREFIX):
         from .detect_onnx import build_onnx_detector
 
-        return VerifiedDetector(build_onnx_detector(name.removeprefix("onnx:")), SHAPE_ONLY)
+        return VerifiedDetector(build_onnx_detector(name.removeprefix(ONNX_PREFIX)), SHAPE_ONLY)
     if name == "crops":
         return WholeFrameDetector()
     if name == "background":
@@ -205,7 +207,7 @@ def build_detector(name: str) -> Detector:
         return VerifiedDetector(inner, VerifyRules(fg_threshold=threshold))
     if name == "hog":
         return VerifiedDetector(HogDetector(), VerifyRules())
-    raise ValueError(f"unknown detector {name!r}; choose one of {sorted(DETECTORS)} or onnx:PATH")
+    raise ValueError(f"unknown detector {name!r}; choose {DETECTOR_HELP}")
 
 
 def _grey(img: np.ndarray) -> np.ndarray:

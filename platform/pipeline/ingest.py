@@ -38,6 +38,7 @@ from sqlalchemy import select
 
 from aioreid.encoder.inference import Encoder, EncoderInputError
 from aioreid.platform.db import crud
+from aioreid.platform.db.enums import MediaStatus
 from aioreid.platform.db.models import Media, Sighting, Track
 from aioreid.platform.index import IndexPoint, point_id
 from aioreid.platform.pipeline.crops import CropPolicy
@@ -115,7 +116,7 @@ def fail_media(svc: Services, media_id: int, exc: BaseException | str) -> MediaR
         if not text.startswith(name):
             text = f"{name}: {text}"
         log.warning("media %s failed: %s", media_id, text)
-        media.status, media.error = "failed", text[:2000]
+        media.status, media.error = MediaStatus.FAILED, text[:2000]
         job_id = media.job_id
     record_failure(svc, job_id, name, text)
     return MediaResult(media_id, "failed", error=text)
@@ -181,12 +182,12 @@ def _claim(svc: Services, media_id: int) -> dict[str, Any] | None:
     """Mark the media processing and snapshot what the steps need (None: done or gone)."""
     with svc.sessions.begin() as s:
         media = s.get(Media, media_id)
-        if media is None or media.status == "done":
+        if media is None or media.status == MediaStatus.DONE:
             return None
         if (media.progress or {}).get("finished"):  # its last window is applied
-            media.status, media.error = "done", None
+            media.status, media.error = MediaStatus.DONE, None
             return None
-        media.status = "processing"
+        media.status = MediaStatus.PROCESSING
         return {
             "media_id": media.id,
             "sha": media.sha256,
@@ -677,7 +678,7 @@ def _apply(svc: Services, work: dict[str, Any], target: str) -> WindowResult:
     vectors = unpack_vectors(work)
     with svc.sessions.begin() as s:
         media = s.get(Media, media_id, with_for_update=True, populate_existing=True)
-        if media is None or media.status in ("done", "failed"):
+        if media is None or media.status in (MediaStatus.DONE, MediaStatus.FAILED):
             return WindowResult(media_id, "skipped")
         if int((media.progress or {}).get("window", 0)) != window:
             return WindowResult(media_id, "skipped")  # applied by an earlier delivery
@@ -693,7 +694,7 @@ def _apply(svc: Services, work: dict[str, Any], target: str) -> WindowResult:
                 setattr(media, key, info[key])
         frames = int(work.get("frames_read") or 0)
         if work.get("final"):
-            media.status, media.error = "done", None
+            media.status, media.error = MediaStatus.DONE, None
             media.progress = {"window": window + 1, "frames": frames, "finished": True}
         else:
             media.progress = {

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from aioreid.platform.db import crud
+from aioreid.platform.db.enums import MediaStatus
 from aioreid.platform.db.errors import AlreadyExistsError
 from aioreid.platform.db.models import IngestJob, JobFailure, Media
 from aioreid.platform.pipeline.failures import is_transient, reason
@@ -157,10 +158,10 @@ def _existing(
             f"{Path(name).name}: identical to media {media.id} ({first}) from camera "
             f"{known!r}; its camera and job are kept, not changed to {camera!r}"
         )
-    if media.status == "failed":  # a retry: the new job takes it up from where it stopped
-        media.status, media.error, media.job_id = "pending", None, job_id
+    if media.status == MediaStatus.FAILED:  # a retry: the new job takes it up from where it stopped
+        media.status, media.error, media.job_id = MediaStatus.PENDING, None, job_id
         return MediaTask(media.id)
-    if media.status == "done":
+    if media.status == MediaStatus.DONE:
         note = f"identical to media {media.id} ({first}), already ingested"
         return MediaResult(media.id, "done", skipped=True, name=name, note=note)
     return MediaTask(media.id)  # in flight in another job: windows are applied once

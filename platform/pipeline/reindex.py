@@ -40,7 +40,6 @@ from aioreid.platform.db.enums import GenerationStatus, Provenance
 from aioreid.platform.db.errors import AlreadyExistsError
 from aioreid.platform.db.models import (
     Assignment,
-    EncoderVersion,
     IndexGeneration,
     ReviewDecision,
     Sighting,
@@ -528,16 +527,3 @@ def generations(svc: Services) -> list[ReindexProgress]:
     with svc.sessions() as s:
         ids = list(s.scalars(sa.select(IndexGeneration.id).order_by(IndexGeneration.id)))
     return [progress(svc, i) for i in ids]
-
-
-def building_generation(svc: Services, version: str) -> int | None:
-    """The id of ``version``'s building generation, if any."""
-    with svc.sessions() as s:
-        return s.scalar(
-            sa.select(IndexGeneration.id)
-            .join(EncoderVersion, IndexGeneration.encoder_version_id == EncoderVersion.id)
-            .where(
-                EncoderVersion.version == version,
-                IndexGeneration.status == GenerationStatus.BUILDING,
-            )
-        )

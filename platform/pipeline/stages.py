@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from aioreid.platform.db import crud
-from aioreid.platform.db.enums import JobStatus
+from aioreid.platform.db.enums import JobStatus, MediaStatus
 from aioreid.platform.db.errors import InvalidValueError, NotFoundError
 from aioreid.platform.db.models import IngestJob, Media
 from aioreid.platform.pipeline.crops import CropPolicy
@@ -122,8 +122,8 @@ def release_media(svc: Services, media_ids: Iterable[int | None]) -> None:
         return
     with svc.sessions.begin() as s:
         for media in s.scalars(select(Media).where(Media.id.in_(ids))):
-            if media.status == "processing":
-                media.status = "pending"
+            if media.status == MediaStatus.PROCESSING:
+                media.status = MediaStatus.PENDING
 
 
 def plan_chunks(

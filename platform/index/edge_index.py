@@ -43,9 +43,9 @@ _UPSERT_CHUNK = 1024
 
 # Payload indexes. camera/time/modality keep Qdrant's per-block HNSW links, built only for
 # blocks larger than full_scan_threshold_kb (smaller filters are answered exactly through the
-# payload index); id-like fields get plain lookup indexes. Measured at 100k x 512 (2 cores):
-# threshold 10 MB -> 165 s build, recall@10 0.80 for a 6% camera+time filter; 50 MB -> 44 s
-# build, recall 1.00 at 2.5 ms, and >= 0.985 for 1%, 25% and 50% filters.
+# payload index): a low threshold builds links for small blocks, which is slow and loses
+# recall on selective filters (docs/results.md, "Vector index"). Id-like fields get plain
+# lookup indexes.
 _LOOKUP = qe.IntegerIndexParams(lookup=True, range=False, enable_hnsw=False)
 PAYLOAD_SCHEMA: dict[str, Any] = {
     "camera": qe.PayloadSchemaType.Integer,

@@ -216,11 +216,11 @@ def run_celery(items: list[dict], workers: int, home: Path, ckpt: Path) -> dict[
     from bench_celery_ingest import env_for
 
     from aioreid.platform.config import Settings
-    from aioreid.platform.db import crud
     from aioreid.platform.db.engine import engine_from_settings, session_factory
+    from aioreid.platform.pipeline.job_runners import create_ingest_job
     from aioreid.platform.services import Services
     from aioreid.workers.app import make_celery
-    from aioreid.workers.runner import send_job
+    from aioreid.workers.celery_runner import send_job
 
     redis.Redis.from_url(BROKER).flushdb()
     home.mkdir(parents=True)
@@ -242,8 +242,7 @@ def run_celery(items: list[dict], workers: int, home: Path, ckpt: Path) -> dict[
             with PeakRss({k: p.pid for k, p in procs.items()}) as rss:
                 _wait_ready(home, workers)
                 portable = [{k: v for k, v in i.items() if k != "seconds"} for i in items]
-                with sessions.begin() as s:
-                    job_id = crud.create_job(s, kind="files", source="bench", total=len(items)).id
+                job_id = create_ingest_job(sessions, kind="files", source="bench", total=len(items))
                 t0 = time.perf_counter()
                 send_job(app, job_id, items=portable, options=options(), chunk_size=1)
                 processed, failed = wait_done(sessions, job_id, timeout=6 * 3600)

@@ -74,7 +74,7 @@ def env_for(home: Path, db_url: str, checkpoint: Path, chunk: int) -> dict[str, 
         "AIOREID_ENCODER__DEVICE": "cpu",
         "AIOREID_BROKER__BROKER_URL": BROKER,
         "AIOREID_BROKER__RESULT_BACKEND": BROKER,
-        "AIOREID_BROKER__RUN_IN_PROCESS": "false",
+        "AIOREID_BROKER__RUNNER": "celery",
         "AIOREID_BROKER__CHUNK_SIZE": str(chunk),
     }
 
@@ -125,8 +125,10 @@ def run_celery(
     """Seconds from submitting ``files`` to the job's end with ``workers`` worker processes."""
     from aioreid.platform.config import Settings
     from aioreid.platform.db.engine import engine_from_settings, session_factory
+    from aioreid.platform.pipeline.ingest import IngestOptions
+    from aioreid.platform.pipeline.job_runners import create_ingest_job
     from aioreid.workers.app import make_celery
-    from aioreid.workers.runner import submit_files
+    from aioreid.workers.celery_runner import CeleryRunner
 
     redis.Redis.from_url(BROKER).flushdb()
     with temp_database() as db_url:
@@ -143,10 +145,17 @@ def run_celery(
         engine = engine_from_settings(settings)
         sessions = session_factory(engine)
         app = make_celery(settings)
+
+        def submit_files(paths: list[Path], chunk_size: int | None = None) -> int:
+            job_id = create_ingest_job(sessions, kind="files", source="bench", total=len(paths))
+            runner = CeleryRunner(settings, sessions, app=app, chunk_size=chunk_size)
+            runner.submit(job_id, [{"path": p} for p in paths], IngestOptions())
+            return job_id
+
         try:
-            wait_done(sessions, submit_files(sessions, warmup, app=app, chunk_size=2), timeout=300)
+            wait_done(sessions, submit_files(warmup, chunk_size=2), timeout=300)
             t0 = time.perf_counter()
-            processed, failed = wait_done(sessions, submit_files(sessions, files, app=app))
+            processed, failed = wait_done(sessions, submit_files(files))
             seconds = time.perf_counter() - t0
         finally:
             for p in procs:

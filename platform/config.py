@@ -86,8 +86,12 @@ class IndexSettings(BaseModel):
 class BrokerSettings(BaseModel):
     broker_url: str = "redis://127.0.0.1:6379/0"
     result_backend: str = "redis://127.0.0.1:6379/1"
-    run_in_process: bool = Field(
-        default=True, description="embedded profile runs pipeline steps in-process, no broker"
+    runner: str = Field(
+        default="in-process",
+        min_length=1,
+        description="where ingest jobs and re-index generations run: an `aioreid.job_runners` "
+        "entry point; in-process (threads of the API process, no broker) or celery (the workers; "
+        "the compose stack sets it, --async commands need it)",
     )
     chunk_size: int = Field(default=32, gt=0, description="media per ingest task")
     visibility_timeout_s: int = Field(

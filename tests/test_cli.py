@@ -74,6 +74,31 @@ def test_ingest_async_refuses_a_missing_path_readably(tmp_path: Path) -> None:
     assert "no such file or folder" in res.output and "Traceback" not in res.output
 
 
+def test_async_commands_need_a_runner_with_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The in-process runner would run the job in a thread of a command that is about to exit:
+    --async refuses it, naming the setting, before a database is created."""
+    from aioreid.platform.config import get_settings
+
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"\xff\xd8 never read")
+    monkeypatch.setenv("AIOREID_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("AIOREID_BROKER__RUNNER", "in-process")
+    get_settings.cache_clear()
+    try:
+        res = runner.invoke(app, ["ingest", str(image), "--async"])
+        assert res.exit_code == 2, res.output
+        assert "AIOREID_BROKER__RUNNER='in-process'" in res.output and "celery" in res.output
+        assert not (tmp_path / "home" / "aioreid.db").exists()
+        monkeypatch.setenv("AIOREID_BROKER__RUNNER", "celry")
+        get_settings.cache_clear()
+        res = runner.invoke(app, ["ingest", str(image), "--async"])
+        assert res.exit_code == 2 and "installed: celery, in-process" in res.output, res.output
+    finally:
+        get_settings.cache_clear()
+
+
 def test_synth_train_fraction_sets_the_held_out_share(tmp_path: Path) -> None:
     from aioreid.encoder.data.synth import WorldManifest
 

@@ -386,7 +386,7 @@ def test_app_services_share_the_wiring(stack: dict[str, Any], env_example: dict)
         assert env["AIOREID_INDEX__URL"] == "http://qdrant:6333"
         assert env["AIOREID_BROKER__BROKER_URL"] == "redis://redis:6379/0"
         assert env["AIOREID_BROKER__RESULT_BACKEND"] == "redis://redis:6379/1"
-        assert env["AIOREID_BROKER__RUN_IN_PROCESS"] == "false"
+        assert env["AIOREID_BROKER__RUNNER"] == "celery"
 
 
 # --- tests: settings ------------------------------------------------------------------------
@@ -472,7 +472,7 @@ def test_settings_validate_with_the_compose_environment(
     )
     assert (s.storage.backend, s.storage.endpoint) == ("minio", "minio:9000")
     assert (s.index.backend, s.index.url) == ("server", "http://qdrant:6333")
-    assert not s.broker.run_in_process
+    assert s.broker.runner == "celery"
     # the secrets arrive from .env, none of them a built-in default
     assert s.storage.secret_key.get_secret_value() == env_example["MINIO_ROOT_PASSWORD"]
     assert s.storage.access_key.get_secret_value() == env_example["MINIO_ROOT_USER"]

@@ -28,7 +28,7 @@ def test_defaults_are_the_embedded_profile() -> None:
     assert s.storage.backend == "local"
     assert s.storage_root == Path("var") / "objects"
     assert s.index.backend == "edge"
-    assert s.broker.run_in_process is True
+    assert s.broker.runner == "in-process"
 
 
 def test_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,3 +90,20 @@ def test_services_profile_requires_servers(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("AIOREID_STORAGE__SECRET_KEY", "our-secret-value")
     s = Settings()
     assert s.database_url.startswith("postgresql")
+
+
+def test_job_runner_is_chosen_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner is found through the `aioreid.job_runners` entry points (pyproject.toml), so
+    the platform never names the workers' module; a wrong name lists the installed ones."""
+    from aioreid.platform.pipeline.job_runners import (
+        InProcessRunner,
+        RunnerConfigError,
+        runner_class,
+    )
+
+    assert runner_class(Settings().broker.runner) is InProcessRunner
+    monkeypatch.setenv("AIOREID_BROKER__RUNNER", "celery")
+    celery = runner_class(Settings().broker.runner)
+    assert celery.__module__ == "aioreid.workers.celery_runner" and celery.detached
+    with pytest.raises(RunnerConfigError, match=r"'celry'.*installed: celery, in-process"):
+        runner_class("celry")

@@ -333,6 +333,10 @@ def test_cli_status_and_start(world: World, ckpts: Checkpoints, monkeypatch) -> 
     runner = CliRunner()
     get_settings.cache_clear()
     try:
+        # --async needs a runner with workers; the default (in-process) is refused before a
+        # generation is started, so none is left without a driver
+        queued = runner.invoke(app, ["reindex", "start", "--checkpoint", str(ckpts.b), "--async"])
+        assert queued.exit_code == 2 and "AIOREID_BROKER__RUNNER='in-process'" in queued.output
         res = runner.invoke(app, ["reindex", "start", "--checkpoint", str(ckpts.b)])
         assert res.exit_code == 0, res.output
         assert '"status": "live"' in res.output

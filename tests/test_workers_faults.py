@@ -33,6 +33,7 @@ from test_workers_ingest import (
     index_counts,
     job_view,
     sightings_of,
+    submit_files,
     tiny_checkpoint,
     wait_for,
     wait_job,
@@ -50,8 +51,7 @@ from aioreid.platform.pipeline.frames import SamplingOptions
 from aioreid.platform.pipeline.ingest import IngestOptions, ingest_file
 from aioreid.platform.services import Services
 from aioreid.workers.app import make_celery, worker_services
-from aioreid.workers.runner import submit_files
-from aioreid.workers.tasks_ingest import COMMIT, PREPARE, RUN_JOB
+from aioreid.workers.task_names import COMMIT_CHUNK, PREPARE_CHUNK, RUN_JOB
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
 ROOT = Path(__file__).resolve().parents[1]
@@ -481,14 +481,14 @@ def test_malformed_files_and_messages_are_recorded_and_acknowledged(
         bad_options_job = crud.create_job(s, kind="files", total=1).id
         bad_chunk_job = crud.create_job(s, kind="files", total=1).id
     stages.plan_chunks(svc, bad_chunk_job, 1, {}, total=1)
-    app.send_task(PREPARE, args=["not a chunk"])
+    app.send_task(PREPARE_CHUNK, args=["not a chunk"])
     app.send_task(
         RUN_JOB,
         args=[bad_options_job],
         kwargs={"items": [{"path": str(good[0])}], "options": {"detector": "crops", "bogus": 1}},
     )
     chunk = {"job_id": bad_chunk_job, "chunk": 0, "items": [{"path": "x.jpg"}]}
-    app.send_task(COMMIT, args=[{**chunk, "prepared": [{"media_id": "seven"}]}])
+    app.send_task(COMMIT_CHUNK, args=[{**chunk, "prepared": [{"media_id": "seven"}]}])
 
     failed = wait_job(svc, bad_options_job, timeout=30)
     assert failed.status == "failed" and "bogus" in (failed.error or "")

@@ -30,9 +30,13 @@ from aioreid.encoder.model import AIOModel
 from aioreid.platform.config import Settings, get_settings
 from aioreid.platform.db.models import IngestJob, JobFailure, Media, Sighting, Track
 from aioreid.platform.index import SearchFilter
+from aioreid.platform.pipeline.ingest import IngestOptions
+from aioreid.platform.pipeline.job_runners import create_ingest_job
+from aioreid.platform.pipeline.stages import cancel_job
 from aioreid.platform.services import Services
 from aioreid.workers.app import make_celery, worker_services
-from aioreid.workers.runner import cancel_job, submit_files, submit_prefix
+from aioreid.workers.celery_runner import CeleryRunner
+from aioreid.workers.task_names import COMMIT_CHUNK, PREPARE_CHUNK
 
 REDIS_URL = "redis://127.0.0.1:6379/11"
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
@@ -64,7 +68,7 @@ def worker_env_vars(
         "AIOREID_ENCODER__BATCH_SIZE": "16",
         "AIOREID_BROKER__BROKER_URL": broker_url,
         "AIOREID_BROKER__RESULT_BACKEND": REDIS_URL,
-        "AIOREID_BROKER__RUN_IN_PROCESS": "false",
+        "AIOREID_BROKER__RUNNER": "celery",
     }
     env.update({f"AIOREID_BROKER__{k.upper()}": str(v) for k, v in broker.items()})
     return env
@@ -85,6 +89,41 @@ def worker_settings(env: dict[str, str]) -> Iterator[Settings]:
                 worker_services().close()
             worker_services.cache_clear()
             get_settings.cache_clear()
+
+
+def submit_files(
+    sessions: sessionmaker[Session],
+    paths: list[Path],
+    *,
+    app: Celery,
+    camera: str | None = None,
+    options: IngestOptions | None = None,
+    chunk_size: int | None = None,
+) -> int:
+    """A files job over ``paths`` sent to ``app``'s workers, as `aioreid ingest --async` does:
+    the platform creates the job row, the Celery runner sends its work."""
+    items = [{"path": p, "camera": camera} for p in paths]
+    job_id = create_ingest_job(sessions, kind="files", source="test", total=len(items))
+    runner = CeleryRunner(get_settings(), sessions, app=app, chunk_size=chunk_size)
+    runner.submit(job_id, items, options or IngestOptions())
+    return job_id
+
+
+def submit_prefix(
+    sessions: sessionmaker[Session],
+    prefix: str,
+    *,
+    app: Celery,
+    camera: str | None = None,
+    chunk_size: int | None = None,
+) -> int:
+    """A job over the object-store keys under ``prefix`` (the workers count its items)."""
+    job_id = create_ingest_job(sessions, kind="prefix", source=prefix)
+    runner = CeleryRunner(get_settings(), sessions, app=app, chunk_size=chunk_size)
+    runner.submit_prefix(
+        job_id, prefix, IngestOptions(), defaults={"camera": camera} if camera else {}
+    )
+    return job_id
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -296,7 +335,7 @@ def test_cancel_stops_the_remaining_chunks(stack: Stack, worker: Celery) -> None
     svc = stack.svc
     files = write_images(stack.files / "cancel", range(100, 112))
     before = index_counts(svc)
-    with TaskCounter(slow={"aioreid.ingest.prepare_chunk": 0.3}) as counter:
+    with TaskCounter(slow={PREPARE_CHUNK: 0.3}) as counter:
         job_id = submit_files(svc.sessions, files, app=worker, chunk_size=2)
         wait_for(
             lambda: len(job_view(svc, job_id).options.get("chunks_done", [])) >= 1,
@@ -305,7 +344,7 @@ def test_cancel_stops_the_remaining_chunks(stack: Stack, worker: Celery) -> None
         )
         assert cancel_job(svc, job_id)
         # Every chain still runs to its end (skipping), so wait for all six commit tasks.
-        wait_for(lambda: counter.done.get("aioreid.index.commit_chunk", 0) >= 6, 30, "chains")
+        wait_for(lambda: counter.done.get(COMMIT_CHUNK, 0) >= 6, 30, "chains")
     job = job_view(svc, job_id)
     done = job.options["chunks_done"]
     assert job.status == "cancelled" and job.finished
@@ -386,12 +425,9 @@ def test_api_runner_sends_uploads_through_the_store(stack: Stack, worker: Celery
     from datetime import datetime, timezone
 
     from aioreid.platform.api.app import create_app
-    from aioreid.platform.db import crud
-    from aioreid.platform.pipeline.ingest import IngestOptions
-    from aioreid.workers.runner import CeleryRunner
 
     svc = stack.svc
-    assert isinstance(create_app(svc).state.runner, CeleryRunner)  # run_in_process is off
+    assert isinstance(create_app(svc).state.runner, CeleryRunner)  # AIOREID_BROKER__RUNNER
     start = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
     items = [
         {
@@ -402,9 +438,9 @@ def test_api_runner_sends_uploads_through_the_store(stack: Stack, worker: Celery
         }
         for s in range(450, 453)
     ]
-    with svc.sessions.begin() as s:
-        job_id = crud.create_job(s, kind="upload", total=len(items)).id
-    CeleryRunner(svc, worker).submit(job_id, items, IngestOptions(detector="crops"))
+    job_id = create_ingest_job(svc.sessions, kind="upload", total=len(items))
+    runner = CeleryRunner(svc.settings, svc.sessions, svc, app=worker)
+    runner.submit(job_id, items, IngestOptions(detector="crops"))
     job = wait_job(svc, job_id)
     assert (job.status, job.processed, job.failed) == ("done", 3, 0)
     with svc.sessions() as s:

@@ -13,14 +13,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import torch
 from brokers import require_redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
-from celery.signals import task_prerun
+from celery.signals import task_prerun, task_retry
 from platform_fixtures import TINY, jpeg, person_image
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from sqlalchemy import func, select
 from test_workers_ingest import worker_settings
 
@@ -30,7 +32,7 @@ from aioreid.platform.db.models import IndexGeneration, Media, Sighting
 from aioreid.platform.pipeline.ingest import ingest_bytes
 from aioreid.platform.search.service import SearchService
 from aioreid.platform.services import Services
-from aioreid.workers import tasks_maintenance
+from aioreid.workers import tasks_ingest, tasks_maintenance
 from aioreid.workers.app import make_celery, worker_services
 
 REDIS_URL = os.environ.get("AIOREID_TEST_MAINTENANCE_REDIS", "redis://127.0.0.1:6379/13")
@@ -215,3 +217,57 @@ def test_beat_schedule_names_registered_tasks(stack: Stack) -> None:
         assert by_task[tasks_maintenance.RETENTION] == settings.broker.retention_every_s
         route = app.amqp.router.route({}, tasks_maintenance.REINDEX)
         assert route["queue"].name == "maintenance"
+
+
+#: Outages of the index server and of HTTP, as qdrant-client and httpx raise them.
+OUTAGES = [
+    pytest.param(
+        lambda: ResponseHandlingException(httpx.ConnectError("qdrant unreachable")),
+        id="qdrant-unreachable",
+    ),
+    pytest.param(
+        lambda: UnexpectedResponse(503, "Service Unavailable", b"", httpx.Headers()),
+        id="qdrant-503",
+    ),
+    pytest.param(lambda: httpx.ReadTimeout("no answer"), id="http-timeout"),
+]
+
+
+@pytest.mark.parametrize("outage", OUTAGES)
+def test_maintenance_task_retries_an_index_outage_like_ingest(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, outage: Any
+) -> None:
+    """The encoder check meets an outage twice, then the index answers: retried with back-off
+    (one retry policy for ingest and maintenance), not failed. Bad input is not retried."""
+    assert tasks_maintenance.retry_if_transient is tasks_ingest.retry_if_transient
+    calls: list[str] = []
+    fault: list[Exception] = []
+
+    def flaky_check(svc: Services) -> int | None:
+        calls.append("check")
+        if fault:
+            raise fault[0]
+        if len(calls) <= 2:
+            raise outage()
+        return None
+
+    monkeypatch.setattr(tasks_maintenance, "check_encoder", flaky_check)
+    monkeypatch.setattr(tasks_maintenance, "catch_up_live", lambda svc: None)
+    retried: list[str] = []
+
+    def on_retry(request: object = None, reason: object = None, **_: object) -> None:
+        retried.append(str(reason))  # "Retry in 0.05s: ReadTimeout('no answer')"
+
+    task_retry.connect(on_retry, weak=False)
+    env = {**stack.env, "AIOREID_BROKER__RETRY_BACKOFF_S": "0.05"}
+    try:
+        with worker_settings(env) as settings, worker(settings) as app:
+            assert app.send_task(tasks_maintenance.CHECK_ENCODER).get(timeout=30) is None
+            assert len(calls) == 3 and len(retried) == 2, (calls, retried)
+            assert all(f": {type(outage()).__name__}(" in r for r in retried), retried
+            fault.append(ValueError("not an outage"))
+            with pytest.raises(ValueError, match="not an outage"):
+                app.send_task(tasks_maintenance.CHECK_ENCODER).get(timeout=30)
+            assert len(calls) == 4 and len(retried) == 2  # failed at once
+    finally:
+        task_retry.disconnect(on_retry)

@@ -19,8 +19,9 @@ from celery.signals import worker_process_shutdown
 from kombu import Queue
 
 from aioreid.platform.config import Settings, get_settings
+from aioreid.workers.task_names import CHECK_ENCODER, QUEUES, RETENTION, task_routes
 
-QUEUES = ("ingest", "encode", "index", "maintenance")
+__all__ = ["QUEUES", "app", "make_celery", "worker_services"]
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -39,12 +40,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_queues=[Queue(q) for q in QUEUES],
         task_default_queue="ingest",
-        task_routes={
-            "aioreid.ingest.*": {"queue": "ingest"},
-            "aioreid.encode.*": {"queue": "encode"},
-            "aioreid.index.*": {"queue": "index"},
-            "aioreid.maintenance.*": {"queue": "maintenance"},
-        },
+        task_routes=task_routes(),
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -56,11 +52,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_send_sent_event=True,
         beat_schedule={
             "reindex-when-the-encoder-changes": {
-                "task": "aioreid.maintenance.check_encoder",
+                "task": CHECK_ENCODER,
                 "schedule": b.reindex_every_s,
             },
             "retention-sweep": {
-                "task": "aioreid.maintenance.retention",
+                "task": RETENTION,
                 "schedule": b.retention_every_s,
             },
         },

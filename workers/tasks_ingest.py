@@ -12,9 +12,10 @@ the pipeline's own (:mod:`aioreid.platform.pipeline.ingest`), the same the in-pr
 calls. A video longer than one window goes round the chain once per window (``continue``
 lists the media still open), so a worker holds one window at a time and a killed worker
 costs at most the window in flight. Tasks are idempotent, so late acks and redelivery after
-a worker dies lose and duplicate nothing. Transient outages (object store, database, index
-server) are retried with exponential backoff; anything else, and an outage that outlasts the
-retries, is a poisoned chunk: its media are marked failed, the reason is kept on the job,
+a worker dies lose and duplicate nothing. Outages (object store, database, broker, index
+server, HTTP) are retried with exponential backoff by the workers' one policy
+(:mod:`aioreid.workers.retry_policy`); anything else, and an outage that outlasts the retries,
+is a poisoned chunk: its media are marked failed, the reason is kept on the job,
 the chunk is counted, and the message is acknowledged so the queue moves on.
 """
 
@@ -26,44 +27,30 @@ from pathlib import Path
 from typing import Any
 
 from celery import Task, chain, shared_task
-from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from aioreid.platform.config import get_settings
-from aioreid.platform.pipeline import failures, ingest, stages
+from aioreid.platform.pipeline import ingest, stages
 from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from aioreid.platform.services import Services
 from aioreid.workers.app import worker_services
+from aioreid.workers.retry_policy import is_transient, retry_if_transient
+from aioreid.workers.task_names import COMMIT_CHUNK, EMBED_CHUNK, PREPARE_CHUNK, RUN_JOB
 
 log = logging.getLogger(__name__)
 
-RUN_JOB = "aioreid.ingest.run_job"
-PREPARE = "aioreid.ingest.prepare_chunk"
-EMBED = "aioreid.encode.embed_chunk"
-COMMIT = "aioreid.index.commit_chunk"
 MEDIA_EXTENSIONS = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-
-
-def is_transient(exc: BaseException) -> bool:
-    """The pipeline's transient errors, and a broker that refused a message."""
-    return failures.is_transient(exc) or isinstance(exc, BrokerUnavailable)
 
 
 def _guarded(
     task: Task, stage: str, body: Callable[[Services], Any], on_poison: Callable[[str], Any]
 ) -> Any:
-    """Run ``body``; retry transient errors with backoff; hand anything else (or an outage
-    that outlasts the retries) to ``on_poison`` with the reason, and acknowledge."""
+    """Run ``body``; retry outages with backoff (the workers' one retry policy); hand
+    anything else (or an outage that outlasts the retries) to ``on_poison`` with the reason,
+    and acknowledge."""
     try:
         return body(worker_services())
     except Exception as exc:
+        retry_if_transient(task, exc, stage)
         retries = task.request.retries or 0
-        broker = get_settings().broker
-        if is_transient(exc) and retries < broker.task_max_retries:
-            countdown = broker.retry_backoff_s * 2**retries
-            log.warning("%s: %s; retry %d in %.1f s", stage, exc, retries + 1, countdown)
-            raise task.retry(
-                exc=exc, countdown=countdown, max_retries=broker.task_max_retries
-            ) from exc
         why = f"gave up after {retries} retries: " if is_transient(exc) else ""
         reason = f"{stage}: {why}{type(exc).__name__}: {exc}"
         log.exception("poisoned %s message: %s", stage, reason)
@@ -125,9 +112,9 @@ def _prefix_items(svc: Services, prefix: str, defaults: dict[str, Any]) -> tuple
 def _send_chain(task: Task, env: dict[str, Any]) -> None:
     """prepare → embed → commit for one window of a chunk's media."""
     chain(
-        task.app.signature(PREPARE, args=(env,)),
-        task.app.signature(EMBED),
-        task.app.signature(COMMIT),
+        task.app.signature(PREPARE_CHUNK, args=(env,)),
+        task.app.signature(EMBED_CHUNK),
+        task.app.signature(COMMIT_CHUNK),
     ).apply_async()
 
 
@@ -180,7 +167,7 @@ def run_job(
     return _guarded(self, "run_job", body, on_poison=failed)
 
 
-@shared_task(bind=True, name=PREPARE, ignore_result=True)
+@shared_task(bind=True, name=PREPARE_CHUNK, ignore_result=True)
 def prepare_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
     """Register the chunk's items and prepare their media (queue ``ingest``)."""
 
@@ -238,7 +225,7 @@ def _pass_on(envelope: Any) -> bool:
     return envelope is None or (isinstance(envelope, dict) and bool(envelope.get("skip")))
 
 
-@shared_task(bind=True, name=EMBED, ignore_result=True)
+@shared_task(bind=True, name=EMBED_CHUNK, ignore_result=True)
 def embed_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
     """Embed a prepared chunk with the live encoder, loaded once per worker (queue ``encode``)."""
     if _pass_on(envelope):
@@ -254,7 +241,7 @@ def embed_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
     return _guarded(self, "embed", body, lambda why: _poisoned(envelope, why))
 
 
-@shared_task(bind=True, name=COMMIT, ignore_result=True)
+@shared_task(bind=True, name=COMMIT_CHUNK, ignore_result=True)
 def commit_chunk(self: Task, envelope: Any) -> dict[str, Any] | None:
     """Write rows and points, then count the chunk on its job (queue ``index``)."""
     if _pass_on(envelope):

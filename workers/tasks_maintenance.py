@@ -5,6 +5,8 @@ queues ``reindex``, which runs a few steps and queues itself again until the gen
 live. Tasks acknowledge late, so a worker killed mid-step has its message redelivered and the
 re-index resumes from the stored cursor, losing at most that step. A generation nobody has
 stepped for ``visibility_timeout_s`` is given a new driver by the next ``check_encoder``.
+Outages are retried by the same policy as ingest tasks (:mod:`aioreid.workers.retry_policy`);
+a task that still fails after the retries fails, and the next beat tries again.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from celery import Task, shared_task
-from sqlalchemy.exc import InterfaceError, OperationalError
 
-from aioreid.platform.index import IndexLocked
 from aioreid.platform.pipeline.reindex import (
     DEFAULT_BATCH,
     ReindexError,
@@ -28,31 +28,14 @@ from aioreid.platform.pipeline.reindex import (
 )
 from aioreid.platform.pipeline.retention import apply_retention, remove_failed_media
 from aioreid.platform.services import EncoderUnavailable
-from aioreid.platform.storage import StorageUnavailable
 from aioreid.workers.app import worker_services
+from aioreid.workers.retry_policy import retry_if_transient
+from aioreid.workers.task_names import CHECK_ENCODER, REINDEX, RETENTION
 
 log = logging.getLogger(__name__)
 
-CHECK_ENCODER = "aioreid.maintenance.check_encoder"
-REINDEX = "aioreid.maintenance.reindex"
-RETENTION = "aioreid.maintenance.retention"
 STEPS_PER_TASK = 4  # steps per reindex task: a killed worker redoes at most one of them
 REINDEX_BATCH = DEFAULT_BATCH
-# outages worth retrying with backoff (not bad input or bugs)
-_TRANSIENT = (
-    StorageUnavailable,
-    OperationalError,
-    InterfaceError,
-    ConnectionError,
-    TimeoutError,
-    IndexLocked,
-)
-
-
-def _retry(task: Task, exc: Exception) -> Exception:
-    broker = worker_services().settings.broker
-    delay = broker.retry_backoff_s * 2 ** (task.request.retries or 0)
-    return task.retry(exc=exc, countdown=delay, max_retries=broker.task_max_retries)
 
 
 def _queue_reindex(task: Task, generation_id: int, steps: int, batch: int) -> None:
@@ -63,8 +46,8 @@ def _queue_reindex(task: Task, generation_id: int, steps: int, batch: int) -> No
 def check_encoder_task(self: Task) -> int | None:
     """Start (or give a driver to) the re-index the configured encoder needs; returns the
     generation id, or None when the live generation already uses the configured encoder."""
-    svc = worker_services()
     try:
+        svc = worker_services()
         generation_id = check_encoder(svc)
         if generation_id is None:
             catch_up_live(svc)
@@ -76,8 +59,9 @@ def check_encoder_task(self: Task) -> int | None:
     except EncoderUnavailable as exc:
         log.warning("check_encoder: %s", exc)
         return None
-    except _TRANSIENT as exc:
-        raise _retry(self, exc) from exc
+    except Exception as exc:
+        retry_if_transient(self, exc, "check_encoder")
+        raise
 
 
 @shared_task(name=REINDEX, bind=True)
@@ -86,14 +70,14 @@ def reindex_task(
 ) -> dict[str, Any]:
     """Run up to ``steps`` re-index steps of a generation, then queue the rest; finishes (swaps
     the alias) once caught up. Returns the generation's progress."""
-    svc = worker_services()
     try:
-        prog = run_reindex(svc, generation_id, max_batches=steps, batch=batch)
+        prog = run_reindex(worker_services(), generation_id, max_batches=steps, batch=batch)
     except ReindexError as exc:  # failed, superseded or deleted meanwhile: stop the chain
         log.warning("re-index of generation %s stopped: %s", generation_id, exc)
         return {"generation_id": generation_id, "status": "stopped", "error": str(exc)}
-    except _TRANSIENT as exc:
-        raise _retry(self, exc) from exc
+    except Exception as exc:
+        retry_if_transient(self, exc, f"reindex {generation_id}")
+        raise
     if prog.status == "building":
         _queue_reindex(self, generation_id, steps, batch)
     return asdict(prog)
@@ -103,17 +87,18 @@ def reindex_task(
 def retention_task(self: Task) -> dict[str, Any] | None:
     """Delete media older than ``broker.retention_days`` and failed uploads older than
     ``broker.failed_media_days``; each is skipped when unset (None when both are)."""
-    svc = worker_services()
-    b = svc.settings.broker
     now = datetime.now(timezone.utc)
     out: dict[str, Any] = {}
     try:
+        svc = worker_services()
+        b = svc.settings.broker
         if b.retention_days is not None:
             out["old_media"] = apply_retention(svc, now - timedelta(days=b.retention_days))
         if b.failed_media_days is not None:
             out["failed_media"] = remove_failed_media(
                 svc, now - timedelta(days=b.failed_media_days)
             )
-    except _TRANSIENT as exc:
-        raise _retry(self, exc) from exc
+    except Exception as exc:
+        retry_if_transient(self, exc, "retention")
+        raise
     return out or None

@@ -35,8 +35,8 @@ from aioreid.platform.db.enums import KeyRole
 from aioreid.platform.db.errors import AlreadyExistsError, InvalidValueError, NotFoundError
 from aioreid.platform.db.models import ApiKey
 from aioreid.platform.index import CollectionNotFound, DimensionMismatch
+from aioreid.platform.pipeline.job_runners import JobRunner, build_runner
 from aioreid.platform.pipeline.reindex import ReindexRefused
-from aioreid.platform.pipeline.runner import InProcessRunner, JobRunner
 from aioreid.platform.search.review import ReviewError
 from aioreid.platform.search.service import NotFound, QueryError
 from aioreid.platform.services import EncoderUnavailable, Services
@@ -105,13 +105,18 @@ def create_app(
     settings: Settings | None = None,
     runner: JobRunner | None = None,
 ) -> FastAPI:
-    """The app over ``services`` (built from ``settings`` / the environment when not given)."""
+    """The app over ``services`` (built from ``settings`` / the environment when not given).
+
+    Ingest jobs and re-indexes go to ``runner``, by default the one ``broker.runner`` names.
+    The app closes what it built (services, runner) when its lifespan ends.
+    """
     owned = services is None
+    owns_runner = runner is None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        if isinstance(app.state.runner, InProcessRunner):
+        if owns_runner:
             app.state.runner.shutdown()
         if owned:
             app.state.services.close()
@@ -126,11 +131,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.services = svc
-    if runner is None and not svc.settings.broker.run_in_process:  # services profile: Celery
-        from aioreid.workers.runner import CeleryRunner
-
-        runner = CeleryRunner(svc)
-    app.state.runner = runner or InProcessRunner(svc)
+    app.state.runner = runner or build_runner(svc.settings, svc.sessions, svc)
     app.add_middleware(BodySizeLimit, limit_for=_body_limits(svc.settings))
     for exc_type, code in _ERRORS:
         app.add_exception_handler(exc_type, _handler(code))

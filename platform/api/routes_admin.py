@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from sqlalchemy import func, select, text
 
@@ -201,21 +200,17 @@ def object_cache_control(key: str, expires: int, now: float | None = None) -> st
     responses={**KEYED_ERRORS, **error_responses(409, 503)},
 )
 def start_reindex_route(
-    svc: Services = Depends(get_services), caller: Caller = Depends(require_role("operator"))
+    request: Request,
+    svc: Services = Depends(get_services),
+    caller: Caller = Depends(require_role("operator")),
 ) -> ReindexStarted:
     """Re-embed every sighting with the configured encoder into a new collection; search
-    keeps using the live one until the atomic swap at the end."""
+    keeps using the live one until the atomic swap at the end. The app's job runner builds
+    it (a thread of the API, or the workers)."""
     from aioreid.platform.pipeline import reindex
 
     gen_id = reindex.start_reindex(svc, svc.encoder)
-    if svc.settings.broker.run_in_process:
-        threading.Thread(
-            target=reindex.run_reindex, args=(svc, gen_id), name=f"reindex-{gen_id}", daemon=True
-        ).start()
-    else:
-        from aioreid.workers.app import app as celery_app
-
-        celery_app.send_task("aioreid.maintenance.reindex", args=[gen_id])
+    request.app.state.runner.start_reindex(gen_id)
     return ReindexStarted(generation_id=gen_id, version=svc.encoder.version)
 
 

@@ -33,22 +33,22 @@ from aioreid.platform.api.schemas import (
     error_responses,
 )
 from aioreid.platform.api.uploads import stage_upload
-from aioreid.platform.db import crud
 from aioreid.platform.db.models import IngestJob, JobFailure, Media, Sighting
 from aioreid.platform.pipeline.dataset_import import dataset_items
 from aioreid.platform.pipeline.detector_names import DetectorName
 from aioreid.platform.pipeline.frames import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from aioreid.platform.pipeline.ingest import IngestOptions
+from aioreid.platform.pipeline.job_runners import start_ingest_job
 from aioreid.platform.services import Services
 
 router = APIRouter(prefix="/v1", tags=["ingest"])
 
 
 def _start(request: Request, svc: Services, kind: str, source: str, actor: str, items, opts) -> int:  # type: ignore[no-untyped-def]
-    with svc.sessions.begin() as s:
-        job_id = crud.create_job(s, kind=kind, source=source, total=len(items), created_by=actor).id
-    request.app.state.runner.submit(job_id, items, opts)
-    return job_id
+    runner = request.app.state.runner
+    return start_ingest_job(
+        runner, svc.sessions, items, opts, kind=kind, source=source, actor=actor
+    )
 
 
 _UPLOAD_FIELDS = frozenset({"files", "camera", "modality", "detector", "start_time"})

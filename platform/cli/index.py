@@ -36,11 +36,23 @@ def _encoder(path: Path):  # type: ignore[no-untyped-def]
     return load_encoder(path, get_settings().encoder)  # the configured runtime
 
 
-def _queue(generation_id: int) -> None:
-    from aioreid.workers.app import app
+def _async_runner(svc):  # type: ignore[no-untyped-def]
+    """The configured job runner for --async: one whose work outlives this command. Asked
+    for before a generation is started, so a refusal leaves no generation without a driver."""
+    from aioreid.platform.pipeline.job_runners import RunnerConfigError, detached_runner_class
 
-    app.send_task("aioreid.maintenance.reindex", args=[generation_id])
-    typer.echo(f"generation {generation_id} queued (aioreid.maintenance.reindex)")
+    try:
+        return detached_runner_class(svc.settings.broker.runner)(svc.settings, svc.sessions, svc)
+    except RunnerConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _queue(runner, svc, generation_id: int) -> None:  # type: ignore[no-untyped-def]
+    try:
+        runner.start_reindex(generation_id)
+    finally:
+        runner.shutdown()
+    typer.echo(f"generation {generation_id} queued ({svc.settings.broker.runner} runner)")
 
 
 def _run(svc, generation_id: int, batch: int) -> None:  # type: ignore[no-untyped-def]
@@ -70,6 +82,7 @@ def reindex_start(
 
     svc = _services()
     try:
+        runner = _async_runner(svc) if queue else None
         try:
             encoder = _encoder(checkpoint) if checkpoint is not None else svc.encoder
             generation_id = start_reindex(svc, encoder)
@@ -88,8 +101,8 @@ def reindex_start(
                 fg=typer.colors.YELLOW,
                 err=True,
             )
-        if queue:
-            _queue(generation_id)
+        if runner is not None:
+            _queue(runner, svc, generation_id)
         else:
             _run(svc, generation_id, batch)
     finally:
@@ -110,7 +123,7 @@ def reindex_resume(
     svc = _services()
     try:
         if queue:
-            _queue(generation_id)
+            _queue(_async_runner(svc), svc, generation_id)
         else:
             _run(svc, generation_id, batch)
     except ReindexError as exc:

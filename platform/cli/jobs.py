@@ -1,6 +1,7 @@
-"""`aioreid jobs` and `aioreid ingest-async`: queue ingest jobs for Celery workers and watch
-them. These commands need the database and the broker only (no index, no encoder), so they
-run next to workers that hold an embedded index.
+"""`aioreid jobs` and `aioreid ingest-async`: queue ingest jobs for the workers of the
+configured job runner (``AIOREID_BROKER__RUNNER``, e.g. celery) and watch them. These commands
+need the database and the broker only (no index, no encoder), so they run next to workers that
+hold an embedded index.
 
     aioreid ingest-async /data/cam1 --camera cam1      # prints the job id
     aioreid jobs                                      # latest jobs
@@ -81,15 +82,16 @@ def submit_ingest(
     sample_fps: float = 5.0,
     actor: str = "cli",
 ) -> tuple[int, int]:
-    """Queue a job over files and folders for the Celery workers; returns (job id, files).
+    """Queue a job over files and folders for the configured runner's workers; returns
+    (job id, files).
 
     ``aioreid ingest --async`` calls this. The workers must see the same paths (a shared
-    filesystem); they are sent as absolute paths.
+    filesystem); they are sent as absolute paths. A runner inside this process (in-process)
+    is refused: the command would exit before its job ran.
     """
     from aioreid.platform.pipeline.frames import SamplingOptions
     from aioreid.platform.pipeline.ingest import IngestOptions
-    from aioreid.workers.app import make_celery
-    from aioreid.workers.runner import submit_files
+    from aioreid.platform.pipeline.job_runners import detached_runner_class, start_ingest_job
 
     if modality not in ("rgb", "ir"):
         raise ValueError(f"modality must be rgb or ir, got {modality!r}")
@@ -100,21 +102,22 @@ def submit_ingest(
     if not files:
         raise ValueError("no image or video files found in " + ", ".join(map(str, paths)))
     opts = IngestOptions(detector=detector, sampling=SamplingOptions(sample_fps=sample_fps))
-    app = make_celery(get_settings())
-    try:
-        with _sessions() as sessions:
-            job_id = submit_files(
-                sessions,
-                files,
-                camera=camera,
-                modality=modality,
-                start_time=start_time,
-                options=opts,
-                actor=actor,
-                app=app,
+    settings = get_settings()
+    # A runner inside this process is refused (RunnerConfigError, a ValueError) before the
+    # database is touched.
+    runner_cls = detached_runner_class(settings.broker.runner)
+    items = [
+        {"path": p, "camera": camera, "modality": modality, "start_time": start_time} for p in files
+    ]
+    source = ", ".join(map(str, files[:3])) + (" ..." if len(files) > 3 else "")
+    with _sessions() as sessions:
+        runner = runner_cls(settings, sessions)
+        try:
+            job_id = start_ingest_job(
+                runner, sessions, items, opts, kind="files", source=source, actor=actor
             )
-    finally:
-        app.close()
+        finally:
+            runner.shutdown()
     return job_id, len(files)
 
 

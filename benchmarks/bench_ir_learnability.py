@@ -36,9 +36,10 @@ from torch import Tensor, nn
 from aioreid.encoder.data.datasets import load_dataset
 from aioreid.encoder.data.records import Modality, Record
 from aioreid.encoder.data.synth import WorldManifest
+from aioreid.encoder.data.transforms import eval_transform, load_image
 from aioreid.encoder.eval.protocols import evaluate_sysu
 from aioreid.encoder.model.losses import batch_hard_triplet_loss, label_smoothing_cross_entropy
-from aioreid.encoder.training.transforms import eval_transform, load_image, train_transform
+from aioreid.encoder.training.transforms import train_transform
 from aioreid.encoder.training.world_records import world_train_records
 from aioreid.encoder.zeroshot import evaluate_world
 from aioreid.encoder.zeroshot.embedder import HistogramEmbedder

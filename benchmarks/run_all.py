@@ -10,8 +10,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHES = {
-    "synth": ["bench_synth.py"],
-    "synthesis": ["bench_synthesis.py"],
+    "world": ["bench_world.py"],
+    "missing_modality": ["bench_missing_modality.py"],
     "eval": ["bench_eval.py"],
     "encoder": ["bench_encoder.py"],
     "ingest": ["bench_ingest.py"],

@@ -34,11 +34,10 @@ with the fp32 vectors, so they carry the version suffix ``+int8``. Their cosines
 and recorded; below ``int8_threshold`` (0.8: a broken graph, not a lossy one) the export fails
 too. Their accuracy change is measured on the zero-shot table (docs/encoder.md).
 
-The exporter is torch's TorchScript-based one (``dynamo=False``): measured on this machine
-(MiniLM-L6, 128x64, 2 cores), its graphs ran 2.6-3x faster in ONNX Runtime than the
-torch.export-based exporter's (172 vs 66 embeddings/s at batch 1), and it needs no extra
-package. Data-dependent branches are traced with inputs that take the general path (text
-with padding); the parity check would catch a graph that took another.
+The exporter is torch's TorchScript-based one (``dynamo=False``): its graphs run several times
+faster in ONNX Runtime than the torch.export-based exporter's (docs/encoder.md, "Exporter"),
+and it needs no extra package. Data-dependent branches are traced with inputs that take the
+general path (text with padding); the parity check would catch a graph that took another.
 """
 
 from __future__ import annotations
@@ -419,12 +418,10 @@ def _quantize(src: Path, dst: Path) -> None:
     """Dynamic int8 quantisation of one graph: int8 weights (one scale per output channel) of
     MatMul and Gather, activations quantised per call, except :data:`INT8_KEEP_FP32`.
 
-    Measured on the cpu-synthetic MiniLM encoder (least cosine to PyTorch over 32 samples,
-    RGB / sketch / text): per-tensor weight scales 0.22 / 0.16 / 0.88 (at 47 training steps);
-    per-channel 0.88 / 0.82 / 0.98 (116 steps); per-channel with the output projections kept
-    in fp32 0.94 / 0.92 / 0.99. The image paths suffer most: each view's features are
-    standardised before the BN-neck, which magnifies small errors in directions the view
-    barely varies along.
+    Per-channel scales and the fp32 output projections are what keep the int8 vectors close
+    to PyTorch's (the comparison: docs/encoder.md, "int8"). The image paths suffer most: each
+    view's features are standardised before the BN-neck, which magnifies small errors in
+    directions the view barely varies along.
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic

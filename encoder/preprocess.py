@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from aioreid.encoder.data.records import Modality
+from aioreid.encoder.data.transforms import EvalTransform, eval_transform
 from aioreid.encoder.model.tokenizers import IMAGENET_MEAN, IMAGENET_STD
-from aioreid.encoder.training.transforms import EvalTransform, eval_transform
 
 __all__ = [
     "IMAGE_MODALITIES",

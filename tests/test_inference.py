@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -123,3 +126,22 @@ def test_missing_checkpoint_and_wrong_backbone(tmp_path: Path, checkpoint: Path)
     torch.save(state, bad)
     with pytest.raises(ValueError, match="weights hash"):
         Encoder.load(bad)
+
+
+def test_inference_does_not_import_the_training_package() -> None:
+    """Serving an encoder (API, workers, SDK) needs neither the training code nor its
+    dependencies: a fresh interpreter that imports the inference API and builds its
+    preprocessing loads no ``aioreid.encoder.training`` module."""
+    code = (
+        "import json, sys\n"
+        "import aioreid.encoder.inference\n"
+        "from aioreid.encoder.preprocess import Preprocessor\n"
+        "Preprocessor((64, 32), 24, None)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('aioreid.'))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "aioreid.encoder.inference" in loaded
+    training = [m for m in loaded if m.startswith("aioreid.encoder.training")]
+    assert not training, f"importing the inference API loaded {training}"

@@ -12,10 +12,12 @@ import torch
 
 from aioreid.encoder.data.records import Modality
 from aioreid.encoder.model import (
+    REMOVED_OPTIONS,
     AIOConfig,
     AIOModel,
     BackboneMismatchError,
     FrozenBackbone,
+    RemovedOptionError,
     build_backbone,
     compute_losses,
 )
@@ -88,9 +90,9 @@ def test_only_tokenizers_and_heads_train(backbone: FrozenBackbone) -> None:
     opt = torch.optim.SGD(m.parameters_to_train(), lr=0.1)
     m.train()
     assert not m.backbone.training and m.tokenizer.training
-    losses = compute_losses(m, _batch())
+    out = compute_losses(m, _batch())
     opt.zero_grad()
-    losses["total"].backward()
+    out.total.backward()
     assert all(p.grad is None for p in m.backbone.parameters())
     assert m.tokenizer.images["ir"].proj.weight.grad is not None
     assert m.tokenizer.cls_token.grad is not None
@@ -101,64 +103,55 @@ def test_only_tokenizers_and_heads_train(backbone: FrozenBackbone) -> None:
     assert "modality_embed" in changed and "cls_token" in changed
 
 
-def test_loss_keys_and_switches(backbone: FrozenBackbone) -> None:
+def test_losses_and_metrics_come_apart_and_switch_off(backbone: FrozenBackbone) -> None:
     batch = _batch()
     full = compute_losses(_model(backbone), batch, generator=torch.Generator().manual_seed(0))
-    accs = {k for k in full if k.startswith("acc_")}
-    assert set(full) - accs == {"cc_id", "cc_triplet", "cc", "vgmam", "vgmam_acc", "mfb", "total"}
-    assert accs == {f"acc_{v}" for v in ("rgb", "ir", "sketch", "text", "sketch+text", "rgb+text")}
-    assert all(0.0 <= float(full[k]) <= 1.0 and not full[k].requires_grad for k in accs)
-    assert all(torch.isfinite(v) for v in full.values())
-    expected = full["cc"] + full["vgmam"] + full["mfb"]
-    assert torch.allclose(full["total"], expected)
-    assert not full["vgmam_acc"].requires_grad
+    views = ("rgb", "ir", "sketch", "text", "sketch+text", "rgb+text")
+    accs = {f"acc_{v}" for v in views}
+    assert set(full.losses) == {"cc_id", "cc_triplet", "cc", "vgmam", "mfb", "total"}
+    assert set(full.metrics) == accs | {"vgmam_acc"}
+    assert all(v.requires_grad for v in full.losses.values())
+    assert all(0.0 <= float(v) <= 1.0 and not v.requires_grad for v in full.metrics.values())
+    assert all(torch.isfinite(v) for v in full.losses.values())
+    expected = full.losses["cc"] + full.losses["vgmam"] + full.losses["mfb"]
+    assert torch.allclose(full.total, expected)
     cases = {
-        "use_cc": {"cc_id", "cc_triplet", "cc"} | accs,
-        "use_triplet": {"cc_triplet"},
-        "use_vgmam": {"vgmam", "vgmam_acc"},
-        "use_mfb": {"mfb"},
+        "use_cc": ({"cc_id", "cc_triplet", "cc"}, accs),
+        "use_triplet": ({"cc_triplet"}, set()),
+        "use_vgmam": ({"vgmam"}, {"vgmam_acc"}),
+        "use_mfb": ({"mfb"}, set()),
     }
-    for switch, gone in cases.items():
+    for switch, (gone, gone_metrics) in cases.items():
         out = compute_losses(_model(backbone, **{switch: False}), batch)
-        assert set(out) == set(full) - gone, switch
-        assert torch.isfinite(out["total"])
+        assert set(out.losses) == set(full.losses) - gone, switch
+        assert set(out.metrics) == set(full.metrics) - gone_metrics, switch
+        assert torch.isfinite(out.total)
     assert _model(backbone, use_vgmam=False).vgmam is None
     assert _model(backbone, use_mfb=False).mfb is None
 
 
-def test_vgmam_can_be_guided_by_ir_without_colour_targets(backbone: FrozenBackbone) -> None:
+def test_vgmam_is_guided_by_rgb_only(backbone: FrozenBackbone) -> None:
     batch = _batch()
-    only_vgmam = {"use_cc": False, "use_mfb": False, "train_views": ("text",)}
-    m = _model(backbone, vgmam_views=("rgb", "ir"), **only_vgmam)
+    m = _model(backbone, use_cc=False, use_mfb=False, train_views=("text",))
     out = compute_losses(m, batch, generator=torch.Generator().manual_seed(0))
-    assert {"vgmam", "vgmam_acc", "vgmam_acc_ir"} <= set(out)
-    out["total"].backward()
-    ir_grad = m.tokenizer.images["ir"].proj.weight.grad
-    assert ir_grad is not None and ir_grad.abs().sum() > 0  # VGMAM alone trains the IR path
-    default = _model(backbone, **only_vgmam)
-    compute_losses(default, batch, generator=torch.Generator().manual_seed(0))["total"].backward()
-    assert default.tokenizer.images["ir"].proj.weight.grad is None
-    # a caption whose only attribute words are colours gives IR nothing to predict
-    colours = {**batch, "text": ["a red and blue and black one"] * len(batch["pids"])}
-    ir_only = _model(backbone, vgmam_views=("ir",), **only_vgmam)
-    out = compute_losses(ir_only, colours, generator=torch.Generator().manual_seed(0))
-    assert float(out["vgmam"]) == 0.0 and "vgmam_acc" not in out
-    rgb = compute_losses(m, colours, generator=torch.Generator().manual_seed(0))
-    assert float(rgb["vgmam"]) > 0.0  # while RGB predicts the masked colours
-    for bad in ("text", "depth"):
-        with pytest.raises(ValueError, match=bad):
-            _config(vgmam_views=("rgb", bad))
+    assert set(out.losses) == {"vgmam", "total"} and set(out.metrics) == {"vgmam_acc"}
+    out.total.backward()
+    assert float(m.tokenizer.images["rgb"].proj.weight.grad.abs().sum()) > 0
+    assert m.tokenizer.images["ir"].proj.weight.grad is None
+    # no RGB image in the batch: nothing guides the masked words
+    no_rgb = {k: v for k, v in batch.items() if k != "rgb"}
+    assert "vgmam" not in compute_losses(m, no_rgb).losses
 
 
 def test_loss_weights_and_missing_modalities(backbone: FrozenBackbone) -> None:
     batch = _batch()
     m = _model(backbone, mfb_weight=0.0, vgmam_weight=2.0)
-    out = compute_losses(m, batch, generator=torch.Generator().manual_seed(0))
+    out = compute_losses(m, batch, generator=torch.Generator().manual_seed(0)).losses
     assert torch.allclose(out["total"], out["cc"] + 2.0 * out["vgmam"])
     # a batch without IR/sketch still trains (only views it can build)
     rgb_text = {k: batch[k] for k in ("rgb", "text", "pids")}
     out2 = compute_losses(m, rgb_text)
-    assert torch.isfinite(out2["total"])
+    assert torch.isfinite(out2.total)
     with pytest.raises(ValueError, match="rgb"):
         compute_losses(_model(backbone), {"ir": batch["ir"], "pids": batch["pids"]})
     with pytest.raises(ValueError, match="relabelled"):
@@ -168,7 +161,7 @@ def test_loss_weights_and_missing_modalities(backbone: FrozenBackbone) -> None:
 def test_singleton_identities_are_fine(backbone: FrozenBackbone) -> None:
     batch = _batch(k=1)  # every identity once: triplet has no positives
     out = compute_losses(_model(backbone), batch)
-    assert all(torch.isfinite(v) for v in out.values())
+    assert all(torch.isfinite(v) for v in (*out.losses.values(), *out.metrics.values()))
 
 
 def test_tiny_overfit_decreases_total(backbone: FrozenBackbone) -> None:
@@ -181,9 +174,9 @@ def test_tiny_overfit_decreases_total(backbone: FrozenBackbone) -> None:
     for _ in range(30):
         out = compute_losses(m, batch, generator=g)
         opt.zero_grad()
-        out["total"].backward()
+        out.total.backward()
         opt.step()
-        totals.append(float(out["total"].detach()))
+        totals.append(float(out.total.detach()))
         assert math.isfinite(totals[-1])
     assert totals[-1] < totals[0] * 0.9
     assert m.mfb is not None and m.mfb.temperature() != pytest.approx(0.07, rel=1e-6)
@@ -211,7 +204,7 @@ def test_checkpoint_round_trip(backbone: FrozenBackbone, tmp_path: Path) -> None
     m = _model(backbone, seed=3)
     opt = torch.optim.SGD(m.parameters_to_train(), lr=0.1)
     m.train()
-    compute_losses(m, _batch())["total"].backward()
+    compute_losses(m, _batch()).total.backward()
     opt.step()
     m.eval()
     ckpt = m.trainable_state_dict()
@@ -255,21 +248,49 @@ def test_config_dict_round_trip() -> None:
         AIOConfig.from_dict({"nope": 1})
 
 
-def test_mfb_can_bind_to_a_detached_text_anchor(backbone: FrozenBackbone) -> None:
+def test_removed_experiment_switches_load_off_and_refuse_on(
+    backbone: FrozenBackbone, tmp_path: Path
+) -> None:
+    """A checkpoint written while the experiment switches existed lists them all, at their
+    defaults: it loads (and embeds as before); one trained with a switch on is refused."""
+    old = {**_config().to_dict(), **REMOVED_OPTIONS}
+    old["vgmam_views"] = ["rgb"]  # stored as JSON lists
+    assert AIOConfig.from_dict(old) == _config()
+    m = _model(backbone, seed=4).eval()
+    ckpt = {**m.trainable_state_dict(), "config": old}
+    torch.save(ckpt, tmp_path / "old.pt")
+    restored = AIOModel.from_checkpoint(tmp_path / "old.pt", backbone=backbone).eval()
+    x = {"sketch": torch.randn(2, 3, H, W), "text": CAPTIONS[:2]}
+    with torch.inference_mode():
+        assert torch.equal(m.embed(x), restored.embed(x))
+    for key, on in {
+        "shared_image_init": True,
+        "share_image_tokenizer": True,
+        "mfb_anchor_detach": True,
+        "mfb_on_bn": False,
+        "vgmam_tie_embeddings": False,
+        "image_vocab_scale": 3.0,
+        "stem_blocks": 2,
+        "vgmam_views": ["rgb", "ir"],
+    }.items():
+        with pytest.raises(RemovedOptionError, match=rf"{key}=.*did not help"):
+            AIOConfig.from_dict({**old, key: on})
+        with pytest.raises(RemovedOptionError, match=key):
+            AIOModel.from_checkpoint({**ckpt, "config": {**old, key: on}}, backbone=backbone)
+
+
+def test_mfb_can_bind_to_a_text_anchor(backbone: FrozenBackbone) -> None:
     kw = {
         "use_cc": False,
         "use_vgmam": False,
         "mfb_anchor": "text",
-        "mfb_anchor_detach": True,
-        "mfb_on_bn": False,  # pre-BN: no shared batch statistics couple the views
         "train_views": ("rgb", "ir", "sketch", "text"),
     }
     m = _model(backbone, **kw)
-    losses = compute_losses(m, _batch())
-    assert set(losses) == {"mfb", "total"} and float(losses["mfb"]) > 0
-    losses["total"].backward()
-    text_grad = m.tokenizer.text.embed.weight.grad
-    assert text_grad is None or float(text_grad.abs().sum()) == 0.0  # the teacher stays put
+    out = compute_losses(m, _batch())
+    assert set(out.losses) == {"mfb", "total"} and float(out.losses["mfb"].detach()) > 0
+    out.total.backward()
+    assert float(m.tokenizer.text.embed.weight.grad.abs().sum()) > 0
     assert float(m.tokenizer.images["rgb"].proj.weight.grad.abs().sum()) > 0
     with pytest.raises(ValueError, match="binds every view to text"):
         compute_losses(m, {k: v for k, v in _batch().items() if k != "text"})
@@ -295,17 +316,18 @@ def test_attribute_binding_targets_mask_colours_and_learn(backbone: FrozenBackbo
     assert float(head.linear.weight.grad[~head.colour].abs().sum()) > 0.0
     # Without attr_text in the batch there is nothing to bind: the loss is absent.
     batch = _batch()
-    assert "attr" not in compute_losses(m, batch)
+    assert "attr" not in compute_losses(m, batch).losses
     batch["attr_text"] = batch["text"]
     g = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(m.parameters_to_train(), lr=1e-2)
     first = None
     for _ in range(60):
         out = compute_losses(m, batch, generator=g)
-        first = float(out["attr"].detach()) if first is None else first
+        first = float(out.losses["attr"].detach()) if first is None else first
         opt.zero_grad()
-        out["total"].backward()
+        out.total.backward()
         opt.step()
-    assert {"attr", "attr_f1_rgb", "attr_f1_ir", "attr_f1_text"} <= set(out)
-    assert float(out["attr"].detach()) < 0.5 * first
-    assert float(out["attr_f1_text"]) > 0.9
+    assert "attr" in out.losses
+    assert {"attr_f1_rgb", "attr_f1_ir", "attr_f1_text"} <= set(out.metrics)
+    assert float(out.losses["attr"].detach()) < 0.5 * first
+    assert float(out.metrics["attr_f1_text"]) > 0.9

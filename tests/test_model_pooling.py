@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from aioreid.encoder.data.records import Modality
@@ -54,38 +53,17 @@ def test_unseen_combination_uses_its_parts_statistics() -> None:
     assert out.abs().max() < 1e-3
 
 
-def test_ir_and_sketch_tokenizers_can_start_as_copies_of_rgb() -> None:
-    m = _model(shared_image_init=True)
-    rgb = m.tokenizer.images["rgb"].state_dict()
-    for name in ("ir", "sketch"):
-        other = m.tokenizer.images[name].state_dict()
-        assert all(torch.equal(rgb[k], other[k]) for k in rgb)
-        assert other[next(iter(other))].data_ptr() != rgb[next(iter(rgb))].data_ptr()
-    apart = _model()
-    w = "stem.0.conv.weight" if "stem.0.conv.weight" in rgb else next(iter(rgb))
-    assert not torch.equal(
-        apart.tokenizer.images["rgb"].state_dict()[w], apart.tokenizer.images["ir"].state_dict()[w]
-    )
-
-
-def test_visual_words_are_word_mixtures_and_scale_sharpens_them() -> None:
+def test_visual_words_are_word_mixtures() -> None:
     x = torch.randn(6, 3, 32, 16, generator=torch.Generator().manual_seed(1))
-    spread = {}
-    for scale in (1.0, 8.0):
-        torch.manual_seed(0)
-        m = _model(image_vocab=True, image_vocab_scale=scale).eval()
-        tok = m.tokenizer
-        assert tok.vocab_ids.numel() > 10  # attribute + filler words of the tokenizer's vocab
-        with torch.no_grad():
-            tokens, _ = tok._part(Modality.RGB, x)
-            words = tok.text.embed.weight[tok.vocab_ids]
-            n = tokens.shape[1]
-            mix = tokens - tok.text.pos_embed[1 : 1 + n] - tok.modality_embedding(Modality.RGB)
-        # Every image token is a convex mixture of the visual words' embeddings.
-        assert bool((mix >= words.min(0).values - 1e-5).all())
-        assert bool((mix <= words.max(0).values + 1e-5).all())
-        spread[scale] = float(mix.std(0).mean())
-    # A sharper softmax picks words more decisively: images differ more to the backbone.
-    assert spread[8.0] > 2 * spread[1.0]
-    with pytest.raises(ValueError, match="vocab_scale"):
-        _model(image_vocab=True, image_vocab_scale=0.0)
+    m = _model(image_vocab=True).eval()
+    tok = m.tokenizer
+    assert tok.vocab_ids.numel() > 10  # attribute + filler words of the tokenizer's vocab
+    with torch.no_grad():
+        tokens, _ = tok._part(Modality.RGB, x)
+        words = tok.text.embed.weight[tok.vocab_ids]
+        n = tokens.shape[1]
+        mix = tokens - tok.text.pos_embed[1 : 1 + n] - tok.modality_embedding(Modality.RGB)
+    # Every image token is a convex mixture of the visual words' embeddings.
+    assert bool((mix >= words.min(0).values - 1e-5).all())
+    assert bool((mix <= words.max(0).values + 1e-5).all())
+    assert float(mix.std(0).mean()) > 0  # different images read as different mixtures

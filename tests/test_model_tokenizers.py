@@ -162,24 +162,3 @@ def test_timm_backbone_in_model() -> None:
         f = m.embed({"rgb": torch.randn(2, 3, H, W), "text": ["a man", "a woman in red"]})
     assert f.shape == (2, 64)
     assert torch.allclose(f.norm(dim=1), torch.ones(2), atol=1e-5)
-
-
-def test_stem_blocks_start_as_identity_and_then_learn() -> None:
-    torch.manual_seed(0)
-    plain = ImageTokenizer(32, image_size=(32, 16), patch_size=2).eval()
-    torch.manual_seed(0)
-    deep = ImageTokenizer(32, image_size=(32, 16), patch_size=2, stem_blocks=2).eval()
-    deep.proj.load_state_dict(plain.proj.state_dict())
-    deep.pos_embed.data.copy_(plain.pos_embed.data)
-    deep.stem[:6].load_state_dict(plain.stem.state_dict())
-    x = torch.randn(2, 3, 32, 16)
-    # Zero-initialised last BN of each block: a deeper stem starts as the shallow one...
-    assert torch.allclose(deep(x), plain(x), atol=1e-6)
-    extra = sum(p.numel() for p in deep.parameters()) - sum(p.numel() for p in plain.parameters())
-    assert extra > 2 * 2 * 9 * 64 * 64  # two blocks of two 64->64 3x3 convs
-    # ...and its residual branches receive gradient from the first step.
-    deep.train()
-    deep(x).sum().backward()
-    assert float(deep.stem[6].body[-1].weight.grad.abs().sum()) > 0
-    with pytest.raises(ValueError, match="stem_blocks"):
-        ImageTokenizer(32, stem_blocks=-1)

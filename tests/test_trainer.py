@@ -59,7 +59,12 @@ def test_training_runs_both_stages_and_logs(tiny_world: Path, tmp_path: Path) ->
     lines = [json.loads(x) for x in (tmp_path / "run" / METRICS).read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
     assert [x["stage"] for x in lines] == ["s1", "s1", "s2", "s2"]
-    assert all(torch.isfinite(torch.tensor(x["total"])) for x in lines)
+    assert all(torch.isfinite(torch.tensor(x["losses"]["total"])) for x in lines)
+    # losses and diagnostics are logged apart; accuracies are never mistaken for losses
+    assert all("acc_rgb" in x["metrics"] and "grad_norm" in x["metrics"] for x in lines)
+    assert not any(k.startswith("acc_") for x in lines for k in x["losses"])
+    assert set(summary["last_losses"]) == set(lines[-1]["losses"])
+    assert set(summary["last_metrics"]) == set(lines[-1]["metrics"])
     changed = [k for k, v in _trainable(trainer).items() if not torch.equal(v, before[k])]
     assert any(k.startswith("tokenizer.") for k in changed)
     for k, v in trainer.model.backbone.state_dict().items():

@@ -10,23 +10,23 @@ import pytest
 import torch
 
 from aioreid.encoder.data.records import Modality, Record
-from aioreid.encoder.training.data import BATCH_KEYS, STAGES, MultimodalTrainSet, collate
-from aioreid.encoder.training.sampler import PKSampler
-from aioreid.encoder.training.synthesis import (
-    channel_augment,
-    line_art,
-    line_art_methods,
-    register_line_art,
-)
-from aioreid.encoder.training.transforms import (
+from aioreid.encoder.data.transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ImageReadError,
     denormalize,
     eval_transform,
     load_image,
-    train_transform,
 )
+from aioreid.encoder.training.data import BATCH_KEYS, STAGES, MultimodalTrainSet, collate
+from aioreid.encoder.training.missing_modality import (
+    channel_augment,
+    line_art,
+    line_art_methods,
+    register_line_art,
+)
+from aioreid.encoder.training.sampler import PKSampler
+from aioreid.encoder.training.transforms import train_transform
 
 SIZE = (32, 16)
 

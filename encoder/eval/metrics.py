@@ -1,6 +1,6 @@
 """Ranking metrics for ReID retrieval: CMC, mAP and mINP, chunked over queries.
 
-Conventions (Market-1501 / torchreid style, see ``aio_paper.md`` "Evaluation protocols"):
+Conventions (Market-1501 / torchreid style, see docs/aio-paper.md, "Evaluation protocols"):
 
 * Gallery items are ranked by **descending score** (``scores``) or **ascending distance**
   (``distmat``). **Ties** are broken deterministically by **ascending gallery index**, i.e. the

@@ -1,4 +1,4 @@
-"""Dataset evaluation protocols (``aio_paper.md``, "Evaluation protocols") and reporting.
+"""Dataset evaluation protocols (docs/aio-paper.md, "Evaluation protocols") and reporting.
 
 All functions take features as ``(N, D)`` arrays and labels as 1-D integer arrays;
 :func:`labels_from_records` turns a list of :class:`~aioreid.encoder.data.records.Record`

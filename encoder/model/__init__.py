@@ -3,10 +3,12 @@
 from .aio import (
     CHECKPOINT_FORMAT,
     DEFAULT_TRAIN_VIEWS,
+    REMOVED_OPTIONS,
     AIOConfig,
     AIOModel,
     BackboneMismatchError,
     Features,
+    RemovedOptionError,
     parse_view,
 )
 from .backbones import (
@@ -25,7 +27,7 @@ from .losses import (
     label_smoothing_cross_entropy,
     supervised_infonce,
 )
-from .objectives import compute_losses
+from .objectives import LossOutput, compute_losses
 from .tokenizers import (
     CANONICAL_ORDER,
     IMAGENET_MEAN,
@@ -46,6 +48,7 @@ __all__ = [
     "DEFAULT_TRAIN_VIEWS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "REMOVED_OPTIONS",
     "AIOConfig",
     "AIOModel",
     "BackboneMismatchError",
@@ -54,9 +57,11 @@ __all__ = [
     "FrozenBackbone",
     "HFBertBackbone",
     "ImageTokenizer",
+    "LossOutput",
     "MFBHead",
     "MultimodalTokenizer",
     "Part",
+    "RemovedOptionError",
     "TextBatch",
     "TextTokenizer",
     "TimmViTBackbone",

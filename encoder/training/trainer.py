@@ -1,10 +1,13 @@
 """Progressive training of the AIO encoder (``aioreid train --config FILE``).
 
 Stages run one after the other over one cosine schedule with linear warm-up (AdamW; OUR CHOICE
-per the digest). Each optimizer step may accumulate several PK batches. A checkpoint
-(``last.pt``: model, optimizer, scheduler, position) is written every ``checkpoint_every``
-steps and at the end, so an interrupted run resumes where it stopped; ``final.pt`` holds only
-what inference needs. Metrics go to ``metrics.jsonl``, one JSON object per logged step.
+per the digest, docs/aio-paper.md). Each optimizer step may accumulate several PK batches. A
+checkpoint (``last.pt``: model, optimizer, scheduler, position) is written every
+``checkpoint_every`` steps and at the end, so an interrupted run resumes where it stopped;
+``final.pt`` holds only what inference needs. ``metrics.jsonl`` gets one JSON object per logged
+step: bookkeeping (``step``, ``stage``, ``epoch``, ``lr``, ``samples_per_s``, ``elapsed_s``) at
+the top level, the loss terms under ``losses`` and the training diagnostics (per-view
+accuracies, F1 scores, ``grad_norm``) under ``metrics``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,17 @@ from aioreid.encoder.training.world_records import world_train_records
 LAST = "last.pt"
 FINAL = "final.pt"
 METRICS = "metrics.jsonl"
+
+
+@dataclass
+class StepResult:
+    """One optimizer step's figures, averaged over its accumulated batches."""
+
+    losses: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def as_log(self) -> dict[str, dict[str, float]]:
+        return {"losses": self.losses, "metrics": self.metrics}
 
 
 @dataclass
@@ -178,8 +192,8 @@ class Trainer:
 
     def _amp(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
         """auto: bf16 (or fp16 with a scaler) on CUDA; on CPU bf16 only where the CPU has
-        native bf16 matmuls (AVX512-BF16/AMX: ~1.4x faster than fp32), else fp32 — emulated
-        bf16 was measured ~2.5x *slower* than fp32 on an AVX512 CPU without them."""
+        native bf16 matmuls (AVX512-BF16/AMX, where it beats fp32), else fp32: emulated bf16
+        is slower than fp32 (figures in docs/results.md)."""
         mode = self.cfg.amp
         if mode == "off":
             return None, None
@@ -253,27 +267,28 @@ class Trainer:
         with open(self.out / METRICS, "a") as fh:
             fh.write(json.dumps(record) + "\n")
 
-    def _step(self, batches: list[dict[str, Any]]) -> dict[str, float]:
+    def _step(self, batches: list[dict[str, Any]]) -> StepResult:
         self.model.train()
-        sums: dict[str, float] = {}
+        result = StepResult()
         for batch in batches:
             if not bool(batch["has_text"].any()):
                 batch = {**batch, "text": None}  # no caption: no text view
             # else rows without a caption are left out of the text views (compute_losses)
             with self._autocast():
-                losses = compute_losses(self.model, batch)
-            loss = losses["total"] / len(batches)
+                out = compute_losses(self.model, batch)
+            loss = out.total / len(batches)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
             else:
                 loss.backward()
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
+            for sums, values in ((result.losses, out.losses), (result.metrics, out.metrics)):
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) / len(batches)
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
         limit = self.cfg.grad_clip if self.cfg.grad_clip else float("inf")
-        sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, limit))
+        result.metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, limit))
         if self.scaler is not None:
             self.scaler.step(self.optimizer)
             self.scaler.update()
@@ -281,7 +296,7 @@ class Trainer:
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
-        return sums
+        return result
 
     def _batches(self, dataset: MultimodalTrainSet) -> Iterator[dict[str, Any]]:
         """Endless PK batches of ``dataset`` from the current position, epoch after epoch."""
@@ -327,7 +342,7 @@ class Trainer:
             disable=not progress,
         )
         stopped_early = False
-        last: dict[str, float] = {}
+        last = StepResult()
         while self.position.stage < len(cfg.stages):
             stage = cfg.stages[self.position.stage]
             stage_steps = self.stage_steps[self.position.stage]
@@ -339,7 +354,7 @@ class Trainer:
                 self.position.step += 1
                 self.position.stage_step += 1
                 bar.update(1)
-                bar.set_postfix(stage=stage.name, loss=f"{last['total']:.3f}")
+                bar.set_postfix(stage=stage.name, loss=f"{last.losses['total']:.3f}")
                 stage_done = self.position.stage_step == stage_steps
                 if self.position.step % cfg.log_every == 0 or stage_done:
                     samples = cfg.p * cfg.k * cfg.grad_accum
@@ -351,7 +366,7 @@ class Trainer:
                             "lr": self.scheduler.get_last_lr()[0],
                             "samples_per_s": samples / (time.perf_counter() - t0),
                             "elapsed_s": time.perf_counter() - started,
-                            **last,
+                            **last.as_log(),
                         }
                     )
                 if self.position.step % cfg.checkpoint_every == 0:
@@ -369,7 +384,7 @@ class Trainer:
                             if last_stage
                             else "stage time share reached: next stage",
                             "elapsed_s": minutes * 60,
-                            **last,
+                            **last.as_log(),
                         }
                     )
                     break
@@ -388,7 +403,8 @@ class Trainer:
             "stopped_early": stopped_early,
             "num_classes": self.num_classes,
             "seconds": round(time.perf_counter() - started, 1),
-            "last_losses": last,
+            "last_losses": last.losses,
+            "last_metrics": last.metrics,
         }
 
 

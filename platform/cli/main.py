@@ -220,7 +220,7 @@ def evaluate(
     """Zero-shot evaluation: the paper's table (Rank-1/5/10, mAP, mINP) for a dataset."""
     from aioreid.encoder.inference import Encoder
     from aioreid.encoder.zeroshot import HistogramEmbedder, report
-    from aioreid.encoder.zeroshot.datasets import evaluate_dataset
+    from aioreid.encoder.zeroshot.dataset_eval import evaluate_dataset
     from aioreid.encoder.zeroshot.encoder_embedder import EncoderEmbedder
 
     try:

@@ -4,9 +4,9 @@ Measures milliseconds per image of ``channel_augment`` and ``line_art`` (xdog, c
 with stroke jitter) on 256x128 RGB crops, and items per second of
 ``MultimodalTrainSet.__getitem__`` (images on disk, every modality synthesised, no cache) at
 128x64 and 256x128. Prints the figures and writes JSON (default
-``benchmarks/results/synthesis.json``).
+``benchmarks/results/missing_modality.json``).
 
-    python benchmarks/bench_synthesis.py [--out PATH] [--quick]
+    python benchmarks/bench_missing_modality.py [--out PATH] [--quick]
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import torch
 
 from aioreid.encoder.data.records import Modality, Record
 from aioreid.encoder.training.data import MultimodalTrainSet
-from aioreid.encoder.training.synthesis import channel_augment, line_art
+from aioreid.encoder.training.missing_modality import channel_augment, line_art
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "synthesis.json"
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "missing_modality.json"
 
 
 def synthetic_person(h: int, w: int, seed: int) -> np.ndarray:
@@ -58,7 +58,7 @@ def ms_per_call(fn: Callable[[int], object], n: int) -> float:
     return float(np.median(rounds))
 
 
-def bench_synthesis(n: int) -> dict[str, float]:
+def bench_operators(n: int) -> dict[str, float]:
     images = [synthetic_person(256, 128, s) for s in range(16)]
     rng = np.random.default_rng(0)
     cases: dict[str, Callable[[int], object]] = {
@@ -95,14 +95,14 @@ def main(argv: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     n = 50 if args.quick else 300
     results: dict = {
-        "benchmark": "synthesis",
+        "benchmark": "missing_modality",
         "machine": {
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
             "opencv": cv2.__version__,
             "opencv_threads": cv2.getNumThreads(),
         },
-        "ms_per_image_256x128": bench_synthesis(n),
+        "ms_per_image_256x128": bench_operators(n),
         "dataset_items_per_s": {},
     }
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,7 +1,7 @@
 """Throughput of the synthetic world: rendering alone (one process) and the full
 ``generate_world`` (all layouts, sketches and videos written by ``--workers`` processes).
 
-Usage: ``python benchmarks/bench_synth.py [--identities N] [--workers 2] [--json PATH]``.
+Usage: ``python benchmarks/bench_world.py [--identities N] [--workers 2] [--json PATH]``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from aioreid.encoder.data.synth import (
 )
 from aioreid.encoder.data.synth.layouts import encode_jpeg
 
-DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "synth.json"
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "world.json"
 
 
 def bench_render(samples: int, height: int, width: int) -> dict[str, float]:
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load_before = os.getloadavg()[0]  # other processes on the machine skew the figures
     render = bench_render(args.samples, 256, 128)
-    tmp = Path(tempfile.mkdtemp(prefix="bench_synth_")) if args.out is None else args.out
+    tmp = Path(tempfile.mkdtemp(prefix="bench_world_")) if args.out is None else args.out
     try:
         world = bench_world(args.identities, args.workers, tmp)
     finally:

@@ -8,7 +8,7 @@ import pytest
 from fixtures_datasets import DATASET_BUILDERS
 from test_zeroshot import OracleEmbedder
 
-from aioreid.encoder.zeroshot.datasets import evaluate_dataset
+from aioreid.encoder.zeroshot.dataset_eval import evaluate_dataset
 
 EXPECTED_ROWS = {
     "market1501": {"RGB→RGB"},

@@ -1,4 +1,8 @@
-"""Zero-shot rows for real datasets: each dataset gives the settings its data supports."""
+"""Zero-shot evaluation on a real (public) dataset's layout: ``aioreid evaluate --dataset``.
+
+Each dataset gives the rows its data supports (e.g. SYSU-MM01 IR→RGB, PKU-Sketch sketch→RGB);
+the synthetic world's full table is :func:`~aioreid.encoder.zeroshot.suite.evaluate_world`.
+"""
 
 from __future__ import annotations
 

@@ -172,20 +172,33 @@ def test_imports_follow_the_rule(rule: Rule) -> None:
     assert not broken, f"{len(broken)} import(s) break the {rule.name} rule:\n" + "\n".join(broken)
 
 
-def test_encoder_inference_does_not_load_the_training_package() -> None:
-    """What the platform loads to embed must not drag in training code (and its imports).
-    Checked on the real import graph, in a fresh interpreter, so indirect imports count."""
+def _loaded_by(module: str, prefixes: tuple[str, ...]) -> list[str]:
+    """Modules under ``prefixes`` that importing ``module`` loads, in a fresh interpreter (the
+    real import graph: indirect imports count)."""
     code = (
-        "import sys, aioreid.encoder.inference\n"
+        f"import sys, {module}\n"
+        f"prefixes = {prefixes!r}\n"
         "print('\\n'.join(sorted(m for m in sys.modules "
-        "if m == 'aioreid.encoder.training' or m.startswith('aioreid.encoder.training.'))))"
+        "if any(m == p or m.startswith(p + '.') for p in prefixes))))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    loaded = out.stdout.split()
+    return out.stdout.split()
+
+
+def test_encoder_inference_does_not_load_the_training_package() -> None:
+    """What the platform loads to embed must not drag in training code (and its imports)."""
+    loaded = _loaded_by("aioreid.encoder.inference", ("aioreid.encoder.training",))
     assert not loaded, "importing aioreid.encoder.inference loads " + ", ".join(loaded)
+
+
+def test_the_sdk_is_a_light_client() -> None:
+    """A program calling the API needs httpx and the schemas, not the server's stack."""
+    heavy = ("cv2", "torch", "sqlalchemy", "qdrant_client", "celery", "fastapi", "streamlit")
+    loaded = _loaded_by("aioreid.platform.sdk", heavy)
+    assert not loaded, "importing aioreid.platform.sdk loads " + ", ".join(loaded)
 
 
 # --- the checker itself can fail ----------------------------------------------------------------

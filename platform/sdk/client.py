@@ -13,6 +13,7 @@ Images may be paths, bytes or uint8 numpy arrays (RGB). Every API error becomes
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Sequence
@@ -21,9 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import cv2
 import httpx
 import numpy as np
+from PIL import Image
 
 from aioreid.platform.api.schemas import (
     Ack,
@@ -79,11 +80,12 @@ def _image_bytes(value: ImageLike, field: str) -> tuple[str, bytes, str]:
     if isinstance(value, np.ndarray):
         if value.dtype != np.uint8:
             raise ValueError(f"{field}: image arrays must be uint8")
-        img = cv2.cvtColor(value, cv2.COLOR_RGB2BGR) if value.ndim == 3 else value
-        ok, buf = cv2.imencode(".png", img)
-        if not ok:
-            raise ValueError(f"{field}: could not encode the array as PNG")
-        return f"{field}.png", buf.tobytes(), "image/png"
+        try:  # Pillow, not OpenCV: the SDK stays a light client
+            buf = io.BytesIO()
+            Image.fromarray(value).save(buf, format="PNG")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{field}: could not encode the array as PNG ({exc})") from exc
+        return f"{field}.png", buf.getvalue(), "image/png"
     if isinstance(value, bytes | bytearray):
         return f"{field}.jpg", bytes(value), "application/octet-stream"
     path = Path(value)

@@ -33,9 +33,11 @@ DEFAULT_JSON = Path("benchmarks/results/gpu_training.json")
 
 def ensure_world(world: Path, identities: int, seed: int) -> None:
     """The demo's world (same generator, identities and seed) unless one is already there."""
-    if (world / "manifest.json").exists():
-        return
     from aioreid.encoder.data.synth import SynthConfig, generate_world
+    from aioreid.encoder.data.synth.world import MANIFEST
+
+    if (world / MANIFEST).exists():
+        return
 
     generate_world(world, SynthConfig(identities=identities, seed=seed, workers=8))
 

@@ -43,6 +43,7 @@ def test_benchmark_trains_within_budget_and_reports_ratios(
         "p: 4\nk: 2\nworkers: 0\nwarmup_steps: 1\n"
     )
     out = tmp_path / "gpu.json"
+    manifest = (tiny_world / "world.json").read_bytes()
     rc = _bench().main(
         [
             "--world", str(tiny_world), "--config", str(config), "--minutes", "0.05",
@@ -51,6 +52,7 @@ def test_benchmark_trains_within_budget_and_reports_ratios(
         ]
     )  # fmt: skip
     assert rc == 0
+    assert (tiny_world / "world.json").read_bytes() == manifest  # used, not generated again
     data = json.loads(out.read_text())
     assert data["seconds_per_step"] > 0
     steps = data["training"]["steps"]

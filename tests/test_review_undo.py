@@ -1,6 +1,7 @@
-"""Safer identity work through the API (SDK): undo of merge, split and reject restores what an
-analyst saw before, and is refused once later work touched the same sightings; bulk confirm is
-all or none; the merge preview shows what a merge would give before it is made.
+"""Safer identity work through the API (SDK): undo of merge, split, reject, confirm and assign
+restores what an analyst saw before (database, index payload, audit trail), and is refused once
+later work touched the same sightings; an identity's history says which events can be undone;
+bulk confirm is all or none; the merge preview shows what a merge would give before it is made.
 
 Postgres + local store + in-process index, tiny encoder; ten stills on two cameras. Each test
 builds its own identities (auto assignments, as a matcher makes them) on its own sightings.
@@ -78,6 +79,20 @@ def _state(world: World, seed: int) -> tuple[int | None, str]:
     with world.svc.sessions() as s:
         state = crud.review_states(s, [world.sightings[seed]])[world.sightings[seed]]
     return state.identity, state.review
+
+
+def _payload(world: World, seed: int) -> tuple[int | None, str]:
+    """The sighting's identity and review state as its index point holds them (what the
+    identity and review-state filters of a search read)."""
+    with world.svc.sessions() as s:
+        point = s.get(Sighting, world.sightings[seed]).point_id  # type: ignore[union-attr]
+    (got,) = world.svc.index.retrieve(world.svc.live_collection(), [point])
+    return got.payload.get("identity"), got.payload["review"]
+
+
+def _history(world: World, identity: int) -> dict[int, tuple[str, bool | None]]:
+    """The identity's history: event id → (action, undoable)."""
+    return {h.id: (h.action, h.undoable) for h in world.ann.identity(identity).history}
 
 
 def _live_ids(world: World) -> set[int]:
@@ -172,25 +187,156 @@ def test_an_undo_is_refused_once_later_work_touched_the_sightings(world: World) 
     assert reassigned.value.status == 409 and "since" in str(reassigned.value)
 
 
-def test_only_merges_splits_and_rejects_with_undo_records_can_be_undone(world: World) -> None:
-    ident = _auto(world, [12], "H")
-    confirmed = world.ann.confirm(world.sightings[12], ident)
-    with pytest.raises(ApiError) as not_undoable:
+def test_undoing_a_confirm_gives_the_matchers_assignment_back(world: World) -> None:
+    a = _auto(world, [12], "H")
+    assert _state(world, 12) == (a, "unreviewed")
+    confirmed = world.ann.confirm(world.sightings[12], a, note="same coat")
+    assert confirmed.event_id is not None
+    assert _state(world, 12) == _payload(world, 12) == (a, "confirmed")
+    assert _history(world, a)[confirmed.event_id] == ("confirm", True)
+    mine = {"review": "confirmed", "identity_ids": [a]}
+    hits = world.ann.search(text="someone", filters=mine, level="sighting")
+    assert world.sightings[12] in {h.sighting_id for h in hits.hits}
+
+    undone = world.bob.undo(confirmed.event_id)
+    assert (undone.action, undone.sightings, undone.identities) == (
+        "confirm",
+        [world.sightings[12]],
+        [a],
+    )
+    # Back on A as the matcher put it; the index payload follows; the decision stops counting.
+    assert _state(world, 12) == _payload(world, 12) == (a, "unreviewed")
+    decisions = [
+        (d.decision, d.undone_at is not None)
+        for d in world.ann.identity(a).decisions
+        if d.sighting_id == world.sightings[12]
+    ]
+    assert decisions == [("confirm", True)]
+    hits = world.ann.search(text="someone", filters=mine, level="sighting")
+    assert world.sightings[12] not in {h.sighting_id for h in hits.hits}
+    history = _history(world, a)
+    assert history[confirmed.event_id] == ("confirm", False)  # undone: no second undo
+    assert history[undone.event_id] == ("undo", None)
+    with world.svc.sessions() as s:
+        event = s.get(AuditEvent, undone.event_id)
+        assert event is not None and (event.action, event.actor) == ("undo", "bob")
+        assert event.entity_id == str(confirmed.event_id)
+        assert event.details["undid"] == "confirm"  # type: ignore[index]
+    with pytest.raises(ApiError) as again:
+        world.ann.undo(confirmed.event_id)
+    assert again.value.status == 409 and "already undone" in str(again.value)
+
+
+def test_undoing_a_confirm_onto_another_identity_moves_the_sighting_back(world: World) -> None:
+    a, b = _auto(world, [13], "H2"), _auto(world, [], "H3")
+    moved = world.ann.confirm(world.sightings[13], b)
+    assert _state(world, 13) == _payload(world, 13) == (b, "confirmed")
+    undone = world.ann.undo(moved.event_id)  # type: ignore[arg-type]
+    assert sorted(undone.identities) == sorted([a, b])
+    assert _state(world, 13) == _payload(world, 13) == (a, "unreviewed")
+    assert world.ann.identity(b).sightings == []
+
+
+def test_undoing_an_assign_restores_the_previous_assignment_or_none(world: World) -> None:
+    with world.svc.sessions.begin() as s:
+        crud.unassign(s, world.sightings[9])
+    # Onto a new identity: undone, the sighting has none again; the identity stays, empty.
+    created = world.ann.assign(world.sightings[9], label="someone new")
+    new = created.identity_id
+    assert new is not None and _state(world, 9) == _payload(world, 9) == (new, "confirmed")
+    assert _history(world, new)[created.event_id] == ("assign", True)  # type: ignore[index]
+    world.ann.undo(created.event_id)  # type: ignore[arg-type]
+    assert _state(world, 9) == _payload(world, 9) == (None, "unreviewed")
+    assert world.ann.identity(new).sightings == []
+    # From the matcher's identity to another: undone, it is the matcher's again.
+    a, b = _auto(world, [9], "N"), _auto(world, [], "O")
+    reassigned = world.ann.assign(world.sightings[9], b)
+    assert _state(world, 9) == (b, "confirmed")
+    world.ann.undo(reassigned.event_id)  # type: ignore[arg-type]
+    assert _state(world, 9) == _payload(world, 9) == (a, "unreviewed")
+    with world.svc.sessions() as s:
+        undos = s.scalars(
+            sa.select(AuditEvent).where(
+                AuditEvent.action == "undo",
+                AuditEvent.entity_id.in_([str(created.event_id), str(reassigned.event_id)]),
+            )
+        ).all()
+    assert sorted(u.details["undid"] for u in undos) == ["assign", "assign"]  # type: ignore[index]
+
+
+def test_a_confirm_or_assign_undo_is_refused_once_later_work_touched_it(world: World) -> None:
+    a = _auto(world, [1], "P")
+    confirmed = world.ann.confirm(world.sightings[1], a)
+    rejected = world.bob.reject(world.sightings[1], a, note="no, other shoes")
+    assert _history(world, a)[confirmed.event_id] == ("confirm", False)  # type: ignore[index]
+    assert _history(world, a)[rejected.event_id] == ("reject", True)  # type: ignore[index]
+    with pytest.raises(ApiError) as refused:
         world.ann.undo(confirmed.event_id)  # type: ignore[arg-type]
-    assert not_undoable.value.status == 409 and "only merge, split, reject" in str(
+    assert refused.value.status == 409 and "bob" in str(refused.value)
+    assert _state(world, 1) == (None, "rejected")  # nothing was changed
+
+    # The identity it came from was merged away since: nothing to go back to.
+    b, c, d = _auto(world, [6], "Q"), _auto(world, [], "R"), _auto(world, [], "S")
+    reassigned = world.ann.assign(world.sightings[6], c)
+    world.ann.merge(d, [b])
+    assert _history(world, c)[reassigned.event_id] == ("assign", False)  # type: ignore[index]
+    with pytest.raises(ApiError) as merged:
+        world.ann.undo(reassigned.event_id)  # type: ignore[arg-type]
+    assert merged.value.status == 409 and f"identity {b} was merged" in str(merged.value)
+    assert _state(world, 6) == (c, "confirmed")
+
+
+def test_each_confirmation_of_a_bulk_confirm_can_be_undone(world: World) -> None:
+    ident = _auto(world, [], "T")
+    with world.svc.sessions.begin() as s:
+        for seed in (2, 3):
+            crud.unassign(s, world.sightings[seed])
+    world.ann.confirm_bulk([world.sightings[2], world.sightings[3]], ident)
+    events = {
+        int(h.entity_id): h  # type: ignore[arg-type]
+        for h in world.ann.identity(ident).history
+        if h.action == "confirm"
+    }
+    assert set(events) == {world.sightings[2], world.sightings[3]}
+    assert all(h.undoable for h in events.values())
+    world.ann.undo(events[world.sightings[3]].id)
+    assert _state(world, 3) == _payload(world, 3) == (None, "unreviewed")
+    assert _state(world, 2) == _payload(world, 2) == (ident, "confirmed")
+
+
+def test_only_review_actions_with_undo_records_can_be_undone(world: World) -> None:
+    ident = _auto(world, [12], "U")
+    confirmed = world.ann.confirm(world.sightings[12], ident)
+    undone = world.ann.undo(confirmed.event_id)  # type: ignore[arg-type]
+    with pytest.raises(ApiError) as not_undoable:
+        world.ann.undo(undone.event_id)  # an undo is not undone
+    assert not_undoable.value.status == 409 and "only merge, split, reject, confirm, assign" in str(
         not_undoable.value
     )
     with pytest.raises(ApiError) as unknown:
         world.ann.undo(10**12)
     assert unknown.value.status == 404
-    with world.svc.sessions.begin() as s:  # a merge recorded before undo existed
-        old = crud.record_audit(
-            s, actor="ann", action="merge", entity="identity", entity_id=ident, details={}
-        )
-        old_id = old.id
-    with pytest.raises(ApiError) as legacy:
-        world.ann.undo(old_id)
-    assert legacy.value.status == 409 and "before undo existed" in str(legacy.value)
+    with world.svc.sessions.begin() as s:  # actions recorded before undo existed
+        old_ids = [
+            crud.record_audit(
+                s, actor="ann", action=action, entity=entity, entity_id=ref, details=details
+            ).id
+            for action, entity, ref, details in (
+                ("merge", "identity", ident, {}),
+                ("confirm", "sighting", world.sightings[12], {"identity": ident}),
+                ("assign", "sighting", world.sightings[12], {"identity": ident}),
+            )
+        ]
+    for old_id in old_ids:
+        with pytest.raises(ApiError) as legacy:
+            world.ann.undo(old_id)
+        assert legacy.value.status == 409 and "before undo existed" in str(legacy.value)
+    history = _history(world, ident)
+    assert [history[i] for i in old_ids] == [
+        ("merge", False),
+        ("confirm", False),
+        ("assign", False),
+    ]
 
 
 # ------------------------------------------------------------------------------ bulk, preview

@@ -115,6 +115,29 @@ def test_editing_the_form_does_not_rerun_a_stale_query(console: None) -> None:
     assert _cards(at) == 12
 
 
+def test_the_form_always_shows_the_query_of_its_results(console: None) -> None:
+    at = _search(_signed_in(), "first query")
+    assert at.text_area[0].value == "first query"  # kept as typed: nothing redrawn
+    at.text_area[0].input("edited, never submitted").run()
+    _button(at, "Similar").click()
+    at.run()
+    assert at.query_params["similar"] and at.text_area[0].value == ""
+    at.query_params.clear()
+    at.query_params["text"] = "from a link"
+    at.query_params["per_page"] = "12"
+    at.query_params["sort"] = "time"
+    at.run()
+    assert at.text_area[0].value == "from a link"
+    assert (at.selectbox(key="qf_per_page").value, at.selectbox(key="qf_sort").value) == (
+        12,
+        "time",
+    )
+    _button(at, "New search").click()
+    at.run()
+    assert not at.query_params and at.text_area[0].value == ""
+    assert at.selectbox(key="qf_sort").value == "score"
+
+
 def test_paging_and_a_shared_link_reload_the_same_results(console: None) -> None:
     at = _signed_in()
     at.query_params["text"] = "anyone"
@@ -201,9 +224,10 @@ def test_identity_page_split_and_merge(console: None) -> None:
 
     c = make_client(KEY)
     hits = c.search(text="anyone", limit=12).hits
-    a = c.assign(hits[0].sighting_id, None, label="walker").identity_id
-    c.confirm(hits[1].sighting_id, a)
-    c.confirm(hits[2].sighting_id, a)
+    created = c.assign(hits[0].sighting_id, None, label="walker")
+    a = created.identity_id
+    confirmed = c.confirm(hits[1].sighting_id, a)
+    touched = c.confirm(hits[2].sighting_id, a)  # the split below moves it on
     b = c.assign(hits[3].sighting_id, None).identity_id
     at = _page(_identity_script, identity_id=a)
     assert at.subheader[0].value == f"walker {a}: 3 sightings"
@@ -226,13 +250,36 @@ def test_identity_page_split_and_merge(console: None) -> None:
         hits[1].sighting_id,
         hits[3].sighting_id,
     }
-    # The history lists the merge and the split; undoing the merge gives b its sighting back.
-    assert len([x for x in at.button if x.label == "Undo"]) == 2
-    next(x for x in at.button if x.label == "Undo").click()  # newest first: the merge
+    # The history lists the merge, the split, the confirmations and the assign; each has an
+    # Undo button while nothing later touched it (the split moved hits[2] on).
+    undoable = [x.key for x in at.button if x.label == "Undo"]
+    history = {h.action: h.id for h in c.identity(a).history if h.action in ("merge", "split")}
+    assert undoable == [
+        f"undo-{history['merge']}",  # newest first
+        f"undo-{history['split']}",
+        f"undo-{confirmed.event_id}",
+        f"undo-{created.event_id}",
+    ]
+    assert f"undo-{touched.event_id}" not in undoable
+    assert any(f"confirm sighting {hits[1].sighting_id}" in x.value for x in at.caption)
+    # Undoing the merge gives b its sighting back.
+    at.button(key=undoable[0]).click()
     at.run()
     assert at.success and "merge undone" in at.success[0].value
     assert at.subheader[0].value == f"walker {a}: 2 sightings"
     assert {s.sighting_id for s in c.identity(b).sightings} == {hits[3].sighting_id}
+    assert not [x for x in at.button if x.key == undoable[0]]  # undone: no second undo
+    # Undoing the confirmation takes hits[1] off the identity again.
+    at.button(key=f"undo-{confirmed.event_id}").click()
+    at.run()
+    assert at.success and at.success[0].value == (
+        f"confirm undone: sighting {hits[1].sighting_id} back as before"
+    )
+    assert at.subheader[0].value == f"walker {a}: 1 sightings"
+    assert [s.sighting_id for s in c.identity(a).sightings] == [hits[0].sighting_id]
+    assert any(
+        x.value.endswith(f"undo of confirm (event {confirmed.event_id})") for x in at.caption
+    )
     at.number_input(key="merge_src").set_value(a).run()
     _button(at, "Preview the merge").click()
     at.run()
@@ -254,6 +301,58 @@ def test_index_page_counts_and_collections(console: None) -> None:
     assert metrics["Sightings"] == "12"
     live = [m.value for m in at.markdown if "Live alias" in m.value]
     assert live and "aioreid-live" in live[0] and "—" not in live[0]
+
+
+def test_the_heap_is_frozen_only_in_a_served_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from aioreid.ui import heap
+
+    assert not heap.settle(survivors=0)  # a test process: never (cyclic garbage would stay)
+    monkeypatch.setattr(heap, "_served", lambda: True)
+    frozen = gc.get_freeze_count()
+    try:
+        assert not heap.settle(survivors=10**9)  # too few survivors to be worth it
+        assert gc.get_freeze_count() == frozen
+        assert heap.settle(survivors=0)
+        assert gc.get_freeze_count() > frozen and gc.get_objects(generation=2) == []
+    finally:
+        gc.unfreeze()
+
+
+def test_result_cards_are_one_escaped_html_block() -> None:
+    from aioreid.ui.format import card_html, data_uri, thumbnail_jpeg
+
+    tall = jpeg(person_image(0))  # 128 px tall
+    small = thumbnail_jpeg(tall, height=64)
+    assert small[:3] == b"\xff\xd8\xff" and len(small) < len(tall)
+    assert thumbnail_jpeg(small, height=64) == small  # never scaled up or re-encoded
+    assert thumbnail_jpeg(b"not an image") == b"not an image"
+    html = card_html(
+        [data_uri(small)],
+        "0.812 · <gate> ✓",
+        ["2024-03-04 08:00:00 UTC", "track #3 · 4 crops"],
+        "This is your query image itself.",
+    )
+    assert html.count("<img ") == 1 and 'src="data:image/jpeg;base64,' in html
+    assert "<b>0.812</b> · &lt;gate&gt; ✓" in html and "<gate>" not in html
+    assert "track #3 · 4 crops" in html and "This is your query image itself." in html
+    assert "(image unavailable)" in card_html([], "0.5 · gate", [])
+
+
+def test_history_lines_say_what_each_event_did() -> None:
+    from types import SimpleNamespace as Event
+
+    from aioreid.ui.format import history_line
+
+    def line(action: str, entity: str, ref: str, **details: object) -> str:
+        return history_line(Event(action=action, entity=entity, entity_id=ref, details=details))
+
+    assert line("confirm", "sighting", "12", identity=3) == "confirm sighting 12"
+    assert line("assign", "sighting", "12", created=True) == "assign sighting 12 (new identity)"
+    assert line("merge", "identity", "3", sources=[5, 6]) == "merge of identity 5, 6 into 3"
+    assert line("split", "identity", "3", new_identity=7) == "split of identity 3 → 7"
+    assert line("undo", "audit_event", "41", undid="merge") == "undo of merge (event 41)"
 
 
 def test_format_helpers() -> None:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from aioreid.ui import heap
 from aioreid.ui import views as pages
 from aioreid.ui.connection import check_key, make_client
 
+# Before any work: the collection after the previous run has just left only survivors.
+heap.settle()
 st.set_page_config(page_title="aio-reid console", page_icon=":material/search:", layout="wide")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import html
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, tzinfo
 from typing import Any
@@ -193,3 +195,82 @@ def is_query_image(object_key: str, query_shas: set[str]) -> bool:
     content-addressed: ``crops/ab/<sha256>.jpg``), e.g. an IR query finding itself."""
     name = object_key.rsplit("/", 1)[-1]
     return name.split(".", 1)[0] in query_shas
+
+
+# ------------------------------------------------------------------------- result cards
+
+#: Thumbnails are scaled to this many pixels tall (twice the height they are shown at, for
+#: high-density screens): a card's HTML carries them inline, so their size is the page's.
+THUMB_HEIGHT = 192
+THUMB_SHOWN_PX = 96
+
+
+def thumbnail_jpeg(data: bytes, height: int = THUMB_HEIGHT) -> bytes:
+    """A crop scaled down (never up) to ``height`` pixels tall, as JPEG. Bytes that do not
+    decode come back as they are (the browser may still show them)."""
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        return data
+    h, w = img.shape[:2]
+    if h > height:
+        img = cv2.resize(img, (max(1, round(w * height / h)), height), interpolation=cv2.INTER_AREA)
+    elif data[:3] == b"\xff\xd8\xff":
+        return data  # a JPEG no taller than a thumbnail already is one
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes() if ok else data
+
+
+def data_uri(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def card_html(thumbs: list[str], title: str, lines: list[str], note: str | None = None) -> str:
+    """One result card as one HTML block: its thumbnails (``src`` values, data URIs), a bold
+    score and plain title, smaller lines below, and an optional note. Every text is escaped
+    here (camera names come from whoever registered the camera).
+
+    One block instead of an image, a markdown, a caption and an info element per card: each
+    Streamlit element is a message, a React subtree and a layout pass in the browser."""
+    score, _, rest = title.partition(" · ")
+    imgs = "".join(
+        # Not loading="lazy": inline data needs no request, and a lazy image below the
+        # fold would hold back "every image shown" (the browser tests and the benchmark).
+        f'<img src="{html.escape(src)}" alt="crop" decoding="async" '
+        f'style="height:{THUMB_SHOWN_PX}px;width:auto;border-radius:2px">'
+        for src in thumbs
+    )
+    strip = (
+        f'<div style="display:flex;gap:2px;overflow:hidden">{imgs}</div>'
+        if imgs
+        else '<div style="opacity:.6;font-size:.85rem">(image unavailable)</div>'
+    )
+    head = f"<b>{html.escape(score)}</b>" + (f" · {html.escape(rest)}" if rest else "")
+    small = "<br>".join(html.escape(line) for line in lines)
+    out = (
+        f'<div>{strip}<div style="margin-top:.35rem">{head}</div>'
+        f'<div style="font-size:.85rem;opacity:.7;line-height:1.35">{small}</div>'
+    )
+    if note:
+        out += (
+            '<div style="margin-top:.3rem;padding:.3rem .5rem;border-radius:.4rem;'
+            f'background:rgba(28,131,225,.12);font-size:.85rem">{html.escape(note)}</div>'
+        )
+    return out + "</div>"
+
+
+def history_line(event: Any) -> str:
+    """What an identity's history event did, in words: ``confirm sighting 12``, ``assign
+    sighting 12 (new identity)``, ``split identity 3 → 7``, ``undo of merge (event 41)``."""
+    details = event.details or {}
+    if event.action == "undo":
+        return f"undo of {details.get('undid', 'an action')} (event {event.entity_id})"
+    if event.action == "merge":
+        sources = ", ".join(str(i) for i in details.get("sources", []))
+        return f"merge of identity {sources} into {event.entity_id}"
+    if event.action == "split":
+        return f"split of identity {event.entity_id} → {details.get('new_identity', '?')}"
+    line = f"{event.action} {event.entity} {event.entity_id or ''}".rstrip()
+    return line + (" (new identity)" if details.get("created") else "")

@@ -17,9 +17,13 @@ from aioreid.platform.sdk import ApiError, Client
 from aioreid.ui.format import (
     SearchState,
     camera_route,
+    card_html,
+    data_uri,
+    history_line,
     is_query_image,
     job_progress,
     local_span,
+    thumbnail_jpeg,
     time_order,
     timeline_rows,
     within_limits,
@@ -115,100 +119,110 @@ _REVIEW_CHOICES = ["any", "unreviewed", "confirmed"]
 _PER_PAGE = [12, 24, 48, 96]
 
 
+_FORM_FIELDS = (
+    "text",
+    "cams",
+    "mods",
+    "time_from",
+    "time_to",
+    "attrs",
+    "review",
+    "level",
+    "sort",
+    "per_page",
+    "min_score",
+)
+
+
+def _form_values(state: SearchState, by_name: dict[str, int]) -> dict[str, Any]:
+    """What the query form's widgets hold for ``state`` (their session-state values)."""
+    return {
+        "text": state.text,
+        "cams": [n for n, i in by_name.items() if i in state.cams],
+        "mods": [m for m in state.mods if m in ("rgb", "ir")],
+        "time_from": state.time_from,
+        "time_to": state.time_to,
+        "attrs": state.attrs,
+        "review": state.review if state.review in _REVIEW_CHOICES else "any",
+        "level": state.level,
+        "sort": state.sort,
+        "per_page": state.per_page if state.per_page in _PER_PAGE else 24,
+        "min_score": "" if state.min_score is None else f"{state.min_score:g}",
+    }
+
+
+def _token(state: SearchState) -> str:
+    return hashlib.sha256(repr(state).encode()).hexdigest()[:10]
+
+
 def _query_form(state: SearchState) -> None:
-    """The query and its filters in one form: nothing runs until "Search" is pressed. The
-    widgets are keyed by the state they were filled from, so a new search (a link, a page,
-    "Similar") starts them from its own values."""
+    """The query and its filters in one form: nothing runs until "Search" is pressed.
+
+    The widgets keep their keys from search to search (new keys would make the browser
+    build the whole form again on every search: ~30 ms of each click). When the page shows
+    another search than the form was filled from (a link, a page, "Similar", "New search"),
+    or Streamlit dropped the widgets' state (another page ran), they are filled from this
+    search before they are drawn, so the form always shows the query of the results.
+    Uploads cannot be set that way: their widgets start empty under new keys then."""
     by_name = {f"{cam.name} ({cam.modality})": cam.id for cam in _cameras()}
     tz = viewer_tz()
-    token = hashlib.sha256(repr(state).encode()).hexdigest()[:10]
+    ss = st.session_state
+    values = _form_values(state, by_name)
+    if ss.get("qf_for") != _token(state) or any(f"qf_{k}" not in ss for k in values):
+        for name, value in values.items():
+            ss[f"qf_{name}"] = value
+        ss["qf_for"] = _token(state)
+        ss["qf_uploads"] = ss.get("qf_uploads", 0) + 1
+    if any(n not in by_name for n in ss["qf_cams"]):  # a camera renamed or gone meanwhile
+        ss["qf_cams"] = [n for n in ss["qf_cams"] if n in by_name]
+    uploads = ss["qf_uploads"]
 
-    def key(name: str) -> str:
-        return f"qf_{name}_{token}"
-
-    with st.form(f"query-{token}"):
+    with st.form("query"):
         st.text_area(
             "Description",
-            value=state.text,
             placeholder="a woman in a long red coat with a black shoulder bag",
-            key=key("text"),
+            key="qf_text",
         )
         a, b, c = st.columns(3)
-        a.file_uploader("RGB photo", type=["jpg", "jpeg", "png", "bmp", "webp"], key=key("rgb"))
-        b.file_uploader("Infrared image", type=["jpg", "jpeg", "png", "bmp"], key=key("ir"))
-        c.file_uploader("Sketch", type=["jpg", "jpeg", "png"], key=key("sketch"))
+        a.file_uploader(
+            "RGB photo", type=["jpg", "jpeg", "png", "bmp", "webp"], key=f"qf_rgb_{uploads}"
+        )
+        b.file_uploader(
+            "Infrared image", type=["jpg", "jpeg", "png", "bmp"], key=f"qf_ir_{uploads}"
+        )
+        c.file_uploader("Sketch", type=["jpg", "jpeg", "png"], key=f"qf_sketch_{uploads}")
         with st.expander("Filters and ordering", expanded=False):
             f1, f2 = st.columns(2)
-            f1.multiselect(
-                "Cameras",
-                list(by_name),
-                default=[n for n, i in by_name.items() if i in state.cams],
-                key=key("cams"),
-            )
-            f2.multiselect(
-                "Gallery modality", ["rgb", "ir"], default=list(state.mods), key=key("mods")
-            )
+            f1.multiselect("Cameras", list(by_name), key="qf_cams")
+            f2.multiselect("Gallery modality", ["rgb", "ir"], key="qf_mods")
             t1, t2 = st.columns(2)
-            t1.text_input(
-                f"From ({tz})",
-                value=state.time_from,
-                placeholder="2024-03-04 08:00",
-                key=key("time_from"),
-            )
-            t2.text_input(
-                f"To ({tz})",
-                value=state.time_to,
-                placeholder="2024-03-04 18:00",
-                key=key("time_to"),
-            )
-            st.text_input(
-                "Attributes", value=state.attrs, placeholder="bag=yes, hat=beanie", key=key("attrs")
-            )
+            t1.text_input(f"From ({tz})", placeholder="2024-03-04 08:00", key="qf_time_from")
+            t2.text_input(f"To ({tz})", placeholder="2024-03-04 18:00", key="qf_time_to")
+            st.text_input("Attributes", placeholder="bag=yes, hat=beanie", key="qf_attrs")
             o1, o2, o3, o4 = st.columns(4)
-            o1.selectbox(
-                "Review state",
-                _REVIEW_CHOICES,
-                index=_REVIEW_CHOICES.index(state.review) if state.review in _REVIEW_CHOICES else 0,
-                key=key("review"),
-            )
-            o2.selectbox(
-                "Results",
-                ["track", "sighting"],
-                index=["track", "sighting"].index(state.level),
-                key=key("level"),
-            )
-            o3.selectbox(
-                "Order",
-                ["score", "time"],
-                index=["score", "time"].index(state.sort),
-                key=key("sort"),
-            )
-            o4.selectbox(
-                "Per page",
-                _PER_PAGE,
-                index=_PER_PAGE.index(state.per_page) if state.per_page in _PER_PAGE else 1,
-                key=key("per_page"),
-            )
+            o1.selectbox("Review state", _REVIEW_CHOICES, key="qf_review")
+            o2.selectbox("Results", ["track", "sighting"], key="qf_level")
+            o3.selectbox("Order", ["score", "time"], key="qf_sort")
+            o4.selectbox("Per page", _PER_PAGE, key="qf_per_page")
             st.text_input(
                 "Minimum score (optional)",
-                value="" if state.min_score is None else f"{state.min_score:g}",
                 help="Scores differ in scale between query types: look at the scores a query "
                 "gives before setting one.",
-                key=key("min_score"),
+                key="qf_min_score",
             )
-        st.form_submit_button("Search", type="primary", on_click=_submit, args=(token, by_name, tz))
+        st.form_submit_button("Search", type="primary", on_click=_submit, args=(by_name, tz))
     problem = st.session_state.pop("form_error", None)
     if problem:
         st.error(problem)
 
 
-def _submit(token: str, by_name: dict[str, int], tz: tzinfo) -> None:
+def _submit(by_name: dict[str, int], tz: tzinfo) -> None:
     """The form's callback: the new search into the URL, or a message saying what is wrong."""
-    values = {
-        name.removeprefix("qf_").removesuffix(f"_{token}"): v
-        for name, v in st.session_state.items()
-        if isinstance(name, str) and name.startswith("qf_") and name.endswith(f"_{token}")
-    }
+    ss = st.session_state
+    values = {name: ss.get(f"qf_{name}") for name in _FORM_FIELDS}
+    uploads = ss.get("qf_uploads", 0)
+    for name in ("rgb", "ir", "sketch"):
+        values[name] = ss.get(f"qf_{name}_{uploads}")
     images = []
     for name in ("rgb", "ir", "sketch"):
         upload = values.get(name)
@@ -240,6 +254,7 @@ def _submit(token: str, by_name: dict[str, int], tz: tzinfo) -> None:
     if new.empty:
         st.session_state["form_error"] = "Type a description or add an RGB, IR or sketch image."
         return
+    ss["qf_for"] = _token(new)  # the form shows this search already: nothing to refill
     _set_query(new)
 
 
@@ -389,60 +404,81 @@ def _pager(state: SearchState, res: Any) -> None:
     )
 
 
+def _thumb(url: str, c: Any) -> str | None:
+    """A crop's thumbnail as a data URI, cached by its object key like the crop itself."""
+    return _thumb_uri(url.split("?", 1)[0], url, c)
+
+
+@st.cache_data(ttl=3600, max_entries=4000, show_spinner=False)
+def _thumb_uri(object_path: str, _url: str, _c: Any) -> str | None:
+    data = _crop(_url, _c)
+    return data_uri(thumbnail_jpeg(data)) if data else None
+
+
 def _card(hit: Any, state: SearchState, query_shas: set[str], review_for: int | None) -> None:
+    """One result: its thumbnails and what it is as one HTML block (thumbnails inline, so
+    the browser requests nothing), its actions in one row. Each Streamlit element is a
+    message, a React subtree and a layout pass in the browser: a page of 24 cards went from
+    168 Streamlit elements (1,769 DOM elements) to 120 (1,265); ``bench_console.py``."""
     c = client()
     tz = viewer_tz()
     track = hit.track
     if track is not None and track.crops:
-        strip = [d for d in (_crop(u, c) for u in track.crops[:4]) if d]
-        if strip:
-            st.image(strip, width=56)
+        urls = track.crops[:4]
         when = local_span(track.start, track.end, tz)
         what = f"track #{track.track_id} · {track.sightings} crops"
     else:
-        show_crop(hit.url)
+        urls = [hit.url] if hit.url else []
         when = local_span(hit.time, None, tz)
         what = f"sighting #{hit.sighting_id}"
     flag = {"confirmed": " ✓", "rejected": " ✗"}.get(hit.review, "")
-    st.markdown(f"**{hit.score:.3f}** · {hit.camera or 'camera ?'}{flag}")
-    st.caption(f"{when}\n\n{what} · best part: {hit.best_part}")
-    if is_query_image(hit.object_key, query_shas):
-        st.info("This is your query image itself.")
-    sid = hit.sighting_id
-    b1, b2 = st.columns(2)
-    if track is not None and b1.button("Open", key=f"open-{sid}"):
-        st.session_state["open_track"] = track.track_id
-        st.switch_page(st.session_state["track_page_obj"])
-    b2.button(
-        "Similar",
-        key=f"sim-{sid}",
-        on_click=_set_query,
-        args=(SearchState(similar=sid, level=state.level, per_page=state.per_page),),
+    note = (
+        "This is your query image itself." if is_query_image(hit.object_key, query_shas) else None
     )
-    if hit.identity_id is not None:
-        if st.button(f"Identity {hit.identity_id}", key=f"id-{sid}"):
-            open_identity(hit.identity_id)
-    elif review_for is None and st.button("New identity", key=f"new-{sid}"):
-        _changed()
-        act(
-            lambda: c.assign(sid, None),
-            "Assign",
-            lambda ack: f"Sighting {sid} is now identity {ack.identity_id}",
+    st.html(
+        card_html(
+            [t for t in (_thumb(u, c) for u in urls) if t],
+            f"{hit.score:.3f} · {hit.camera or 'camera ?'}{flag}",
+            [when, f"{what} · best part: {hit.best_part}"],
+            note,
         )
-    case_id = st.session_state.get("case_id")
-    if case_id and st.button("Pin to case", key=f"pin-{sid}"):
-        kind, ref = ("track", track.track_id) if track is not None else ("sighting", sid)
-        act(
-            lambda: c.pin(case_id, kind, ref), "Pin", lambda _: f"{kind} {ref} pinned to #{case_id}"
+    )
+    sid = hit.sighting_id
+    with st.container(horizontal=True, gap="small"):
+        if track is not None and st.button("Open", key=f"open-{sid}"):
+            st.session_state["open_track"] = track.track_id
+            st.switch_page(st.session_state["track_page_obj"])
+        st.button(
+            "Similar",
+            key=f"sim-{sid}",
+            on_click=_set_query,
+            args=(SearchState(similar=sid, level=state.level, per_page=state.per_page),),
         )
-    if review_for is not None:
-        r1, r2 = st.columns(2)
-        if r1.button("✓ Match", key=f"ok-{sid}"):
+        if hit.identity_id is not None:
+            if st.button(f"Identity {hit.identity_id}", key=f"id-{sid}"):
+                open_identity(hit.identity_id)
+        elif review_for is None and st.button("New identity", key=f"new-{sid}"):
             _changed()
-            act(lambda: c.confirm(sid, review_for), "Confirm", lambda _: f"{sid} confirmed")
-        if r2.button("✗ Not", key=f"no-{sid}"):
-            _changed()
-            act(lambda: c.reject(sid, review_for), "Reject", lambda _: f"{sid} rejected")
+            act(
+                lambda: c.assign(sid, None),
+                "Assign",
+                lambda ack: f"Sighting {sid} is now identity {ack.identity_id}",
+            )
+        case_id = st.session_state.get("case_id")
+        if case_id and st.button("Pin to case", key=f"pin-{sid}"):
+            kind, ref = ("track", track.track_id) if track is not None else ("sighting", sid)
+            act(
+                lambda: c.pin(case_id, kind, ref),
+                "Pin",
+                lambda _: f"{kind} {ref} pinned to #{case_id}",
+            )
+        if review_for is not None:
+            if st.button("✓ Match", key=f"ok-{sid}"):
+                _changed()
+                act(lambda: c.confirm(sid, review_for), "Confirm", lambda _: f"{sid} confirmed")
+            if st.button("✗ Not", key=f"no-{sid}"):
+                _changed()
+                act(lambda: c.reject(sid, review_for), "Reject", lambda _: f"{sid} rejected")
 
 
 def search_page() -> None:
@@ -706,28 +742,30 @@ def _merge(target: int) -> None:
         )
 
 
-_UNDOABLE = ("merge", "split", "reject")
+#: History rows shown, newest first (the Audit page holds every event).
+HISTORY_ROWS = 50
 
 
 def _history(ident: Any) -> None:
-    """Every review action on the identity, merges and splits included; undo where possible."""
+    """Every review action on the identity (merges, splits, and confirms, rejects and assigns
+    of its sightings) with its undos; an Undo button on each row the API says it would undo
+    now (not undone, not touched by later work)."""
     c = client()
-    events = sorted(ident.history, key=lambda e: e.at, reverse=True)
+    events = sorted(ident.history, key=lambda e: e.id, reverse=True)
     if not events and not ident.decisions:
         return
     st.markdown("**History**")
-    undone = {e.details.get("undone") for e in events if e.action == "undo" and e.details}
-    for e in events:
-        cols = st.columns([5, 1])
-        when = local_span(e.at, None, viewer_tz())
-        cols[0].caption(f"{when} · {e.actor} · {e.action} {e.entity} {e.entity_id or ''}")
-        if e.action in _UNDOABLE and e.id not in undone:
-            cols[1].button(
-                "Undo",
-                key=f"undo-{e.id}",
-                on_click=_undo,
-                args=(c, e.id, e.action),
-            )
+    tz = viewer_tz()
+    for e in events[:HISTORY_ROWS]:
+        line = f"{local_span(e.at, None, tz)} · {e.actor} · {history_line(e)}"
+        if e.undoable:
+            cols = st.columns([5, 1])
+            cols[0].caption(line)
+            cols[1].button("Undo", key=f"undo-{e.id}", on_click=_undo, args=(c, e.id, e.action))
+        else:
+            st.caption(line)
+    if len(events) > HISTORY_ROWS:
+        st.caption(f"{len(events) - HISTORY_ROWS} older events: see the Audit page.")
     if ident.decisions:
         st.dataframe([d.model_dump() for d in ident.decisions], hide_index=True, width="stretch")
 
@@ -739,7 +777,10 @@ def _undo(c: Any, event_id: int, action: str) -> None:
         st.session_state["flash_error"] = f"Undo failed — {exc}"
         return
     _changed()
-    st.session_state["flash"] = f"{action} undone: {len(out.sightings)} sightings are back"
+    back = ", ".join(str(i) for i in out.sightings)
+    st.session_state["flash"] = (
+        f"{action} undone: sighting{'s' if len(out.sightings) != 1 else ''} {back} back as before"
+    )
 
 
 def _session_cached(key: str, fetch: Callable[[], T], what: str, ttl_s: float = 30.0) -> T | None:

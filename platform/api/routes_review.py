@@ -96,9 +96,10 @@ def undo(
     svc: Services = Depends(get_services),
     caller: Caller = Depends(require_role("analyst")),
 ) -> UndoOut:
-    """Undo a merge, split or reject, named by its audit event id: the sightings get back
-    their previous assignments. 409 when it was undone already or a later action touched the
-    same sightings or identities. Audited as ``undo``."""
+    """Undo a merge, split, reject, confirm or assign, named by its audit event id: the
+    sightings get back their previous assignments (or none), a reject's or confirm's decision
+    stops counting, and the index payloads follow. 409 when it was undone already or a later
+    action touched the same sightings or identities. Audited as ``undo``."""
     return UndoOut.model_validate(
         ReviewService(svc).undo(body.event_id, caller.actor, key_id=caller.key_id)
     )

@@ -211,8 +211,9 @@ class IdentityOut(BaseModel):
     decisions: list[DecisionOut]
     history: list[AuditOut] = Field(
         default_factory=list,
-        description="merges into it and splits from it (audit events, oldest first), with "
-        "their undos; each event's id is what POST /v1/review/undo takes",
+        description="merges into it, splits from it, and confirms, rejects and assigns of "
+        "sightings for it (audit events, oldest first), with their undos; each event's id is "
+        "what POST /v1/review/undo takes, and its undoable says whether it would now",
     )
 
 
@@ -289,7 +290,7 @@ class Ack(BaseModel):
     event_id: int | None = Field(
         default=None,
         description="the audit event this action wrote (POST /v1/review/undo takes it for a "
-        "merge, split or reject); null when it changed nothing",
+        "merge, split, reject, confirm or assign); null when it changed nothing",
     )
 
 
@@ -426,6 +427,12 @@ class AuditOut(BaseModel):
     entity: str
     entity_id: str | None
     details: dict[str, Any] | None
+    undoable: bool | None = Field(
+        default=None,
+        description="in an identity's history: whether POST /v1/review/undo would undo this "
+        "event now (false once undone or touched by later work); null elsewhere and for "
+        "actions that cannot be undone",
+    )
 
 
 class AuditList(BaseModel):
@@ -444,13 +451,15 @@ class AuditList(BaseModel):
 class UndoRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    event_id: BigId = Field(description="the audit event of the merge, split or reject")
+    event_id: BigId = Field(
+        description="the audit event of the merge, split, reject, confirm or assign"
+    )
 
 
 class UndoOut(BaseModel):
     event_id: int = Field(description="the undo's own audit event")
     undone: int = Field(description="the audit event that was undone")
-    action: str = Field(description="merge, split or reject")
+    action: str = Field(description="merge, split, reject, confirm or assign")
     sightings: list[int] = Field(description="sightings whose previous assignment is back")
     identities: list[int]
 

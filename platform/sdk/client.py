@@ -271,7 +271,8 @@ class Client:
         return Ack.model_validate(self._call("POST", "/v1/review/confirm-bulk", json=body))
 
     def undo(self, event_id: int) -> UndoOut:
-        """Undo the merge, split or reject recorded as audit event ``event_id``."""
+        """Undo the merge, split, reject, confirm or assign recorded as audit event
+        ``event_id`` (an action's ``Ack.event_id``, or an identity's ``history``)."""
         body = {"event_id": event_id}
         return UndoOut.model_validate(self._call("POST", "/v1/review/undo", json=body))
 

@@ -10,18 +10,21 @@ Confirming or rejecting again what already stands (a double click, a client retr
 nothing: no second decision, assignment or audit event. It still mirrors, so a retry after a
 failed mirror repairs the payload.
 
-Merge, split and reject record in their audit event what they changed (each moved sighting,
-the assignment it had and the one it got), so :meth:`ReviewService.undo` can restore the
-previous assignments exactly, as new assignment rows (history stays append-only). An undo is
-refused when a later action touched the same sightings or identities.
+Every action records in its audit event what it changed (each moved sighting, the assignment
+it had and the one it got; a decision's row), so :meth:`ReviewService.undo` can restore the
+previous assignments exactly, as new assignment rows (history stays append-only), and mark the
+decision undone. An undo is refused when a later action touched the same sightings or
+identities. Undoing a confirm or an assign puts the sighting back on the identity it had, with
+the provenance it had (or on none); an identity an assign created stays, empty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timezone
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from aioreid.platform.db import crud
@@ -39,14 +42,18 @@ from aioreid.platform.pipeline.ingest import write_reviews
 from aioreid.platform.search.service import NotFound
 from aioreid.platform.services import Services
 
+T = TypeVar("T")
+
 
 class ReviewError(ValueError):
     """A review action that makes no sense (merging an identity into itself, empty split...)."""
 
 
 #: Actions :meth:`ReviewService.undo` reverts, and those that count as touching a sighting.
-UNDOABLE = ("merge", "split", "reject")
+UNDOABLE = ("merge", "split", "reject", "confirm", "assign")
 REVIEW_ACTIONS = ("confirm", "reject", "assign", "merge", "split", "undo")
+#: Review actions recorded on one sighting; their details name the identity.
+SIGHTING_ACTIONS = ("confirm", "reject", "assign")
 #: The most sightings one bulk confirmation takes.
 MAX_BULK = 1000
 #: Sample crops per identity in a merge preview.
@@ -128,9 +135,17 @@ class ReviewService:
             self._sighting(s, sighting_id, lock=True)
             self._identity(s, identity_id)
             if not _stands(s, sighting_id, identity_id, Decision.CONFIRM):
-                crud.assign(s, sighting_id, identity_id, provenance="analyst", actor=actor)
+                before = _active(s, sighting_id)
+                got = crud.assign(s, sighting_id, identity_id, provenance="analyst", actor=actor)
                 self.last_event = self._decide(
-                    s, sighting_id, identity_id, Decision.CONFIRM, actor, note, key_id
+                    s,
+                    sighting_id,
+                    identity_id,
+                    Decision.CONFIRM,
+                    actor,
+                    note,
+                    key_id,
+                    undo=_swap(before, got),
                 )
         self._mirror([sighting_id])
 
@@ -217,19 +232,25 @@ class ReviewService:
     ) -> int:
         """Put the sighting on an identity (a new one when ``identity_id`` is None)."""
         with self.svc.sessions.begin() as s:
-            self._sighting(s, sighting_id)
+            # Locked: the assignment read as "before" is the one this assign replaces.
+            self._sighting(s, sighting_id, lock=True)
+            created = identity_id is None
             if identity_id is None:
                 identity_id = crud.create_identity(s, label=label, created_by=actor).id
             else:
                 self._identity(s, identity_id)
-            crud.assign(s, sighting_id, identity_id, provenance="analyst", actor=actor)
+            before = _active(s, sighting_id)
+            got = crud.assign(s, sighting_id, identity_id, provenance="analyst", actor=actor)
+            details: dict = {"identity": identity_id, **_swap(before, got)}
+            if created:
+                details["created"] = True
             self.last_event = crud.record_audit(
                 s,
                 actor=actor,
                 action="assign",
                 entity="sighting",
                 entity_id=sighting_id,
-                details={"identity": identity_id},
+                details=details,
                 key_id=key_id,
             ).id
         self._mirror([sighting_id])
@@ -329,20 +350,30 @@ class ReviewService:
                 self._sighting(s, sid, lock=True)
             for sid in wanted:
                 if not _stands(s, sid, identity_id, Decision.CONFIRM):
-                    crud.assign(s, sid, identity_id, provenance="analyst", actor=actor)
+                    before = _active(s, sid)
+                    got = crud.assign(s, sid, identity_id, provenance="analyst", actor=actor)
                     self._decide(
-                        s, sid, identity_id, Decision.CONFIRM, actor, note, key_id, bulk=True
+                        s,
+                        sid,
+                        identity_id,
+                        Decision.CONFIRM,
+                        actor,
+                        note,
+                        key_id,
+                        undo=_swap(before, got),
+                        bulk=True,
                     )
                     changed += 1
         self._mirror(wanted)
         return changed
 
     def undo(self, event_id: int, actor: str, *, key_id: int | None = None) -> dict:
-        """Undo the merge, split or reject recorded as audit event ``event_id``: its sightings
-        get back the assignments they had before (as new rows), a merge's sources come back, a
-        split's new identity is merged back into the one it came from, a reject's decision
-        stops counting. Refused (ReviewError) when the event was undone already, predates undo
-        records, or a later action touched its sightings or identities. Returns what was done:
+        """Undo the merge, split, reject, confirm or assign recorded as audit event
+        ``event_id``: its sightings get back the assignments they had before (as new rows, or
+        none), a merge's sources come back, a split's new identity is merged back into the one
+        it came from, a reject's or confirm's decision stops counting. Refused (ReviewError)
+        when the event was undone already, predates undo records, or a later action touched
+        its sightings or identities. Returns what was done:
         ``{"undone": event id, "action", "sightings": [...], "identities": [...]}``."""
         with self.svc.sessions.begin() as s:
             ev = s.get(AuditEvent, event_id, with_for_update=True)  # one undo at a time
@@ -364,6 +395,8 @@ class ReviewService:
             details = ev.details or {}
             if ev.action == "reject":
                 sightings, identities = self._undo_reject(s, ev, details, actor)
+            elif ev.action in ("confirm", "assign"):
+                sightings, identities = self._undo_assignment(s, ev, details, actor)
             else:
                 sightings, identities = self._undo_moves(s, ev, details, actor)
             self.last_event = crud.record_audit(
@@ -392,19 +425,11 @@ class ReviewService:
     def _undo_moves(
         self, s: Session, ev: AuditEvent, details: dict, actor: str
     ) -> tuple[list[int], list[int]]:
-        moves = details.get("moves")
-        if not isinstance(moves, list):
-            raise ReviewError(
-                f"event {ev.id} ({ev.action}) was recorded before undo existed and cannot be "
-                "undone automatically"
-            )
-        here = int(ev.entity_id)  # type: ignore[arg-type]  # merge: the target; split: the source
-        if ev.action == "merge":
-            others = [int(i) for i in details.get("sources", [])]
-        else:
-            others = [int(details["new_identity"])]
+        expected = _expected(ev)
+        moves = details["moves"]
+        here, others = _parties(ev)
         sightings = [int(m["sighting"]) for m in moves]
-        _refuse_if_touched(s, ev, {int(m["sighting"]): int(m["now"]) for m in moves})
+        _refuse_if_touched(s, ev, expected)
         _refuse_if_identities_changed(s, ev, here, others)
         if ev.action == "merge":
             for src in others:
@@ -428,27 +453,37 @@ class ReviewService:
     def _undo_reject(
         self, s: Session, ev: AuditEvent, details: dict, actor: str
     ) -> tuple[list[int], list[int]]:
-        if "decision" not in details:
-            raise ReviewError(
-                f"event {ev.id} (reject) was recorded before undo existed and cannot be undone "
-                "automatically"
-            )
         sid, identity_id = int(ev.entity_id), int(details["identity"])  # type: ignore[arg-type]
-        _refuse_if_touched(s, ev, {sid: details.get("active_after")})
+        _refuse_if_touched(s, ev, _expected(ev))
+        was = _restorable(s, ev)
         decision = s.get(ReviewDecision, int(details["decision"]))
         if decision is not None:
             decision.undone_at = _now()
-        if details.get("deactivated") is not None:
-            was = s.get(Assignment, int(details["deactivated"]))
-            ident = s.get(Identity, identity_id)
-            if was is None or ident is None or ident.merged_into_id is not None:
-                raise ReviewError(
-                    f"cannot undo event {ev.id}: identity {identity_id} was merged or deleted since"
-                )
+        if was is not None:
             crud.assign(
                 s, sid, identity_id, provenance=was.provenance, actor=actor, score=was.score
             )
         return [sid], [identity_id]
+
+    def _undo_assignment(
+        self, s: Session, ev: AuditEvent, details: dict, actor: str
+    ) -> tuple[list[int], list[int]]:
+        """A confirm or assign: the sighting goes back to the assignment it had (its
+        identity, provenance and score) or to none; a confirm's decision stops counting."""
+        sid, identity_id = int(ev.entity_id), int(details["identity"])  # type: ignore[arg-type]
+        _refuse_if_touched(s, ev, _expected(ev))
+        was = _restorable(s, ev)
+        if ev.action == "confirm" and details.get("decision") is not None:
+            decision = s.get(ReviewDecision, int(details["decision"]))
+            if decision is not None:
+                decision.undone_at = _now()
+        if was is None:
+            crud.unassign(s, sid)
+            return [sid], [identity_id]
+        crud.assign(
+            s, sid, was.identity_id, provenance=was.provenance, actor=actor, score=was.score
+        )
+        return [sid], sorted({identity_id, was.identity_id})
 
     # ---------------------------------------------------------------- reading
     def merge_preview(self, target_id: int, source_ids: Sequence[int]) -> dict:
@@ -534,7 +569,8 @@ class ReviewService:
                 .where(ReviewDecision.identity_id == identity_id)
                 .order_by(ReviewDecision.created_at)
             ).all()
-            # Merges into it and splits from it, and the undos of those.
+            # Merges into it and splits from it; confirms, rejects and assigns of sightings
+            # for it; and the undos of those.
             events = list(
                 s.scalars(
                     select(AuditEvent).where(
@@ -542,14 +578,23 @@ class ReviewService:
                     )
                 )
             )
-            undos = s.scalars(
-                select(AuditEvent).where(
-                    AuditEvent.action == "undo",
-                    AuditEvent.entity == "audit_event",
-                    AuditEvent.entity_id.in_([str(e.id) for e in events]),
+            events += _sighting_events(s, identity_id)
+            undos = [
+                u
+                for ids in _chunks([str(e.id) for e in events])
+                for u in s.scalars(
+                    select(AuditEvent).where(
+                        AuditEvent.action == "undo",
+                        AuditEvent.entity == "audit_event",
+                        AuditEvent.entity_id.in_(ids),
+                    )
                 )
-            )
+            ]
+            undone = {int(u.entity_id) for u in undos}  # type: ignore[arg-type]
             history = sorted([*events, *undos], key=lambda e: e.id)
+            undoable = _undoable(
+                s, [e for e in events if e.action in UNDOABLE and e.id not in undone]
+            )
             return {
                 "id": ident.id,
                 "label": ident.label,
@@ -585,6 +630,7 @@ class ReviewService:
                         "entity": e.entity,
                         "entity_id": e.entity_id,
                         "details": e.details,
+                        "undoable": undoable.get(e.id, False) if e.action in UNDOABLE else None,
                     }
                     for e in history
                 ],
@@ -615,23 +661,11 @@ def _stands(s: Session, sighting_id: int, identity_id: int, decision: Decision) 
 
 
 def _refuse_if_touched(s: Session, ev: AuditEvent, expected: dict[int, int | None]) -> None:
-    """ReviewError unless every sighting still has the assignment ``ev`` left it with
-    (``expected``: sighting → assignment id, None for none) and no later review action
-    (confirm, reject, assign...) named it."""
+    """ReviewError unless no later review action (confirm, reject, assign...) named any of
+    the sightings and each still has the assignment ``ev`` left it with (``expected``:
+    sighting → assignment id, None for none). A later action is looked for first: its
+    message says who did what (a reject leaves no assignment to name anyone by)."""
     ids = sorted(expected)
-    active = {
-        a.sighting_id: a
-        for a in s.scalars(
-            select(Assignment).where(Assignment.sighting_id.in_(ids), Assignment.active.is_(True))
-        )
-    }
-    for sid in ids:
-        now = active.get(sid)
-        if (now.id if now is not None else None) != expected[sid]:
-            who = f" (by {now.actor} at {now.created_at:%Y-%m-%d %H:%M:%S})" if now else ""
-            raise ReviewError(
-                f"cannot undo event {ev.id}: sighting {sid} was reassigned since{who}"
-            )
     later = s.execute(
         select(AuditEvent.id, AuditEvent.action, AuditEvent.entity_id, AuditEvent.actor)
         .where(
@@ -648,6 +682,152 @@ def _refuse_if_touched(s: Session, ev: AuditEvent, expected: dict[int, int | Non
             f"cannot undo event {ev.id}: sighting {later.entity_id} was touched since "
             f"({later.action} by {later.actor}, event {later.id})"
         )
+    active = {
+        a.sighting_id: a
+        for a in s.scalars(
+            select(Assignment).where(Assignment.sighting_id.in_(ids), Assignment.active.is_(True))
+        )
+    }
+    for sid in ids:
+        now = active.get(sid)
+        if (now.id if now is not None else None) != expected[sid]:
+            who = f" (by {now.actor} at {now.created_at:%Y-%m-%d %H:%M:%S})" if now else ""
+            raise ReviewError(
+                f"cannot undo event {ev.id}: sighting {sid} was reassigned since{who}"
+            )
+
+
+def _expected(ev: AuditEvent) -> dict[int, int | None]:
+    """What ``ev`` left each of its sightings with (sighting → assignment id, None for none),
+    which an undo requires to still hold. ReviewError when ``ev`` was recorded before undo
+    records existed (or is no review action)."""
+    details = ev.details or {}
+    old = ReviewError(
+        f"event {ev.id} ({ev.action}) was recorded before undo existed and cannot be undone "
+        "automatically"
+    )
+    if ev.action in ("merge", "split"):
+        moves = details.get("moves")
+        if not isinstance(moves, list):
+            raise old
+        return {int(m["sighting"]): int(m["now"]) for m in moves}
+    sid = int(ev.entity_id)  # type: ignore[arg-type]
+    if ev.action == "reject" and "decision" in details:
+        after = details.get("active_after")
+        return {sid: None if after is None else int(after)}
+    if ev.action in ("confirm", "assign") and "now" in details:
+        return {sid: int(details["now"])}
+    raise old
+
+
+def _restorable(s: Session, ev: AuditEvent) -> Assignment | None:
+    """The assignment a confirm, assign or reject replaced, which its undo restores (None:
+    the sighting had none, or a reject left it where it was). ReviewError when its identity
+    was merged away or deleted since."""
+    details = ev.details or {}
+    key = "deactivated" if ev.action == "reject" else "was"
+    if details.get(key) is None:
+        return None
+    was = s.get(Assignment, int(details[key]))
+    ident = s.get(Identity, was.identity_id) if was is not None else None
+    if was is None or ident is None or ident.merged_into_id is not None:
+        who = was.identity_id if was is not None else details.get("identity")
+        raise ReviewError(f"cannot undo event {ev.id}: identity {who} was merged or deleted since")
+    return was
+
+
+def _parties(ev: AuditEvent) -> tuple[int, list[int]]:
+    """A merge's target and sources; a split's source and new identity."""
+    details = ev.details or {}
+    here = int(ev.entity_id)  # type: ignore[arg-type]
+    if ev.action == "merge":
+        return here, [int(i) for i in details.get("sources", [])]
+    return here, [int(details["new_identity"])]
+
+
+def _chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
+    """``values`` in pieces small enough for one SQL ``IN`` list on any backend."""
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _sighting_events(s: Session, identity_id: int) -> list[AuditEvent]:
+    """Confirms, rejects and assigns for this identity: review actions on the sightings it
+    ever held or was decided on, whose details name it."""
+    linked = set(
+        s.scalars(select(Assignment.sighting_id).where(Assignment.identity_id == identity_id))
+    )
+    linked.update(
+        s.scalars(
+            select(ReviewDecision.sighting_id).where(ReviewDecision.identity_id == identity_id)
+        )
+    )
+    return [
+        e
+        for ids in _chunks([str(i) for i in sorted(linked)])
+        for e in s.scalars(
+            select(AuditEvent).where(
+                AuditEvent.entity == "sighting",
+                AuditEvent.entity_id.in_(ids),
+                AuditEvent.action.in_(SIGHTING_ACTIONS),
+            )
+        )
+        if (e.details or {}).get("identity") == identity_id
+    ]
+
+
+def _undoable(s: Session, events: Sequence[AuditEvent]) -> dict[int, bool]:
+    """For events not undone yet, whether :meth:`ReviewService.undo` would take each now: the
+    same rules (undo records, assignments as the event left them, no later review action on
+    its sightings, its identities unchanged), read in two queries for all of them."""
+    expected: dict[int, dict[int, int | None]] = {}
+    for e in events:
+        try:
+            expected[e.id] = _expected(e)
+        except ReviewError:
+            continue
+    sids = sorted({sid for want in expected.values() for sid in want})
+    active: dict[int, int] = {}
+    latest: dict[int, int] = {}
+    for ids in _chunks(sids):
+        for sid, assignment in s.execute(
+            select(Assignment.sighting_id, Assignment.id).where(
+                Assignment.sighting_id.in_(ids), Assignment.active.is_(True)
+            )
+        ):
+            active[sid] = assignment
+        for entity_id, last in s.execute(
+            select(AuditEvent.entity_id, func.max(AuditEvent.id))
+            .where(
+                AuditEvent.entity == "sighting",
+                AuditEvent.entity_id.in_([str(i) for i in ids]),
+                AuditEvent.action.in_(REVIEW_ACTIONS),
+            )
+            .group_by(AuditEvent.entity_id)
+        ):
+            latest[int(entity_id)] = last
+    out: dict[int, bool] = {}
+    for e in events:
+        want = expected.get(e.id)
+        ok = want is not None and all(
+            active.get(sid) == now and latest.get(sid, 0) <= e.id for sid, now in want.items()
+        )
+        if ok:
+            try:
+                if e.action in ("merge", "split"):
+                    _refuse_if_identities_changed(s, e, *_parties(e))
+                else:
+                    _restorable(s, e)
+            except ReviewError:
+                ok = False
+        out[e.id] = ok
+    return out
+
+
+def _swap(before: Assignment | None, after: Assignment) -> dict[str, int | None]:
+    """What a confirm or assign keeps for its undo: the assignment the sighting had (``was``,
+    None for none) and the one it got (``now``)."""
+    return {"was": before.id if before is not None else None, "now": after.id}
 
 
 def _refuse_if_identities_changed(s: Session, ev: AuditEvent, here: int, others: list[int]) -> None:

@@ -160,10 +160,7 @@ def test_every_package_has_modules_to_check() -> None:
 @pytest.mark.parametrize(
     "rule",
     [
-        *(RULES[k] for k in ("encoder", "platform", "workers", "platform-core")),
-        # ui/connection.py still starts the API app in-process; its move behind the SDK is
-        # under way elsewhere. Not strict: the rule passes as soon as it lands.
-        pytest.param(RULES["ui"], marks=pytest.mark.xfail(strict=False, reason="ui/connection")),
+        *(RULES[k] for k in ("encoder", "platform", "workers", "platform-core", "ui")),
     ],
     ids=lambda r: r.name,
 )

@@ -22,6 +22,7 @@ KEY = "console-test-key-0123456789"
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> Iterator[None]:
     from aioreid.platform.config import get_settings
+    from aioreid.platform.sdk import embedded
     from aioreid.ui import connection
 
     tmp = tmp_path_factory.mktemp("console")
@@ -35,7 +36,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) ->
     env.setenv("AIOREID_API__BOOTSTRAP_API_KEY", KEY)
     env.delenv(connection.API_URL_ENV, raising=False)
     get_settings.cache_clear()
-    connection._in_process_http.cache_clear()
+    embedded._shared_transport.cache_clear()
     client = connection.make_client(KEY)
     job = client.upload_files(
         [(f"p{i}.jpg", jpeg(person_image(i))) for i in range(12)] + [("bad.jpg", b"nope")],
@@ -43,7 +44,7 @@ def console(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) ->
     )
     assert client.wait_for_job(job.job_id, timeout=120).status == "done"
     yield
-    connection._in_process_http.cache_clear()
+    embedded._shared_transport.cache_clear()
     env.undo()
     get_settings.cache_clear()
     os.environ.pop("AIOREID_API__BOOTSTRAP_API_KEY", None)

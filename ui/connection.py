@@ -8,20 +8,10 @@ embedded profile) through an in-memory transport, so `aioreid ui` works on a lap
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 
-from aioreid.platform.sdk import ApiError, Client
+from aioreid.platform.sdk import ApiError, Client, in_process_client
 
 API_URL_ENV = "AIOREID_UI_API_URL"
-
-
-@lru_cache(maxsize=1)
-def _in_process_http():  # type: ignore[no-untyped-def]
-    from fastapi.testclient import TestClient
-
-    from aioreid.platform.api.app import create_app
-
-    return TestClient(create_app(), base_url="http://in-process")
 
 
 def make_client(api_key: str) -> Client:
@@ -29,30 +19,7 @@ def make_client(api_key: str) -> Client:
     url = os.environ.get(API_URL_ENV)
     if url:
         return Client(url, api_key=api_key, timeout=120)
-    http = _in_process_http()
-    return Client(api_key=api_key, http_client=_KeyedClient(http, api_key))
-
-
-class _KeyedClient:
-    """The shared in-process client with this session's key on every request."""
-
-    def __init__(self, http, api_key: str) -> None:  # type: ignore[no-untyped-def]
-        self._http = http
-        self.headers = {"X-API-Key": api_key}
-
-    def request(self, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
-        headers = {**kwargs.pop("headers", {}), **self.headers}
-        return self._http.request(method, url, headers=headers, **kwargs)
-
-    def get(self, url: str, **kwargs):  # type: ignore[no-untyped-def]
-        return self.request("GET", url, **kwargs)
-
-    def stream(self, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
-        headers = {**kwargs.pop("headers", {}), **self.headers}
-        return self._http.stream(method, url, headers=headers, **kwargs)
-
-    def close(self) -> None:  # the in-process app outlives one session
-        pass
+    return in_process_client(api_key)
 
 
 def check_key(client: Client) -> str | None:

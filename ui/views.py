@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
 
-from aioreid.platform.sdk import ApiError, Client
+from aioreid.platform.sdk import DETECTOR_NAMES, ApiError, Client
 from aioreid.ui.format import (
     SearchState,
     camera_route,
@@ -1139,7 +1139,7 @@ def _source_fields(key: str) -> tuple[str, str, str, datetime | None]:
     modality = st.radio("Modality", ["rgb", "ir"], horizontal=True, key=f"{key}_mod")
     detector = st.radio(
         "People",
-        ["crops", "background", "hog"],
+        list(DETECTOR_NAMES),
         horizontal=True,
         key=f"{key}_det",
         help="crops: files already are person crops; background: static camera video",

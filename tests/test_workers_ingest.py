@@ -394,17 +394,14 @@ def test_rabbitmq_broker_runs_a_job(stack: Stack) -> None:
 
 
 def test_cli_queues_follows_lists_and_cancels(stack: Stack, worker: Celery, tmp_path: Path) -> None:
-    import typer
     from typer.testing import CliRunner
 
-    from aioreid.platform.cli.jobs import register
+    from aioreid.platform.cli import app as cli
 
-    cli = typer.Typer()
-    register(cli)
     run = CliRunner().invoke
     write_images(stack.files / "cli", range(400, 403))
 
-    queued = run(cli, ["ingest-async", str(stack.files / "cli"), "--camera", "cli-cam"])
+    queued = run(cli, ["ingest", str(stack.files / "cli"), "--camera", "cli-cam", "--async"])
     assert queued.exit_code == 0, queued.output
     job_id = int(queued.stdout.split()[0])
     shown = run(cli, ["jobs", "show", str(job_id), "--follow", "--interval", "0.1"])
@@ -415,7 +412,7 @@ def test_cli_queues_follows_lists_and_cancels(stack: Stack, worker: Celery, tmp_
     assert listed.exit_code == 0 and f"{job_id}  files    done" in listed.output
     again = run(cli, ["jobs", "cancel", str(job_id)])
     assert again.exit_code == 2 and "already finished (done)" in again.output
-    missing = run(cli, ["ingest-async", str(tmp_path / "nowhere")])
+    missing = run(cli, ["ingest", str(tmp_path / "nowhere"), "--async"])
     assert missing.exit_code == 2 and "no such file or folder" in missing.output
     unknown = run(cli, ["jobs", "show", "999999"])
     assert unknown.exit_code == 2 and "job 999999 does not exist" in unknown.output

@@ -1,9 +1,9 @@
-"""`aioreid jobs` and `aioreid ingest-async`: queue ingest jobs for the workers of the
+"""`aioreid jobs` and `aioreid ingest --async`: queue ingest jobs for the workers of the
 configured job runner (``AIOREID_BROKER__RUNNER``, e.g. celery) and watch them. These commands
 need the database and the broker only (no index, no encoder), so they run next to workers that
 hold an embedded index.
 
-    aioreid ingest-async /data/cam1 --camera cam1      # prints the job id
+    aioreid ingest /data/cam1 --camera cam1 --async    # prints the job id
     aioreid jobs                                      # latest jobs
     aioreid jobs show 12 --follow                     # progress bar until the job ends
     aioreid jobs cancel 12
@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from aioreid.platform.config import Profile, get_settings
-from aioreid.platform.pipeline.detector_names import DETECTOR_HELP
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -122,14 +121,12 @@ def submit_ingest(
 
 
 def ingest_async(
-    paths: Annotated[list[Path], typer.Argument(help="image/video files or folders")],
-    camera: Annotated[str | None, typer.Option(help="camera name for every file")] = None,
-    modality: Annotated[str, typer.Option(help="rgb or ir")] = "rgb",
-    detector: Annotated[str, typer.Option(help=DETECTOR_HELP)] = "crops",
-    start_time: Annotated[
-        datetime | None, typer.Option(help="recording start (ISO 8601) of videos")
-    ] = None,
-    sample_fps: Annotated[float, typer.Option(help="video frames sampled per second")] = 5.0,
+    paths: list[Path],
+    camera: str | None,
+    modality: str,
+    detector: str,
+    start_time: datetime | None,
+    sample_fps: float,
 ) -> None:
     """Queue files or folders for the Celery workers and print the job id."""
     try:
@@ -302,6 +299,5 @@ def jobs_cancel(job_id: Annotated[int, typer.Argument(help="job id")]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``jobs`` (list, show, cancel) and ``ingest-async`` to the `aioreid` command."""
+    """Add ``jobs`` (list, show, cancel) to the `aioreid` command."""
     app.add_typer(jobs_app, name="jobs")
-    app.command("ingest-async")(ingest_async)

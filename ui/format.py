@@ -174,8 +174,16 @@ def _parse_field(name: str, raw: str) -> Any:
 
 
 def time_order(hits: list[Any]) -> list[Any]:
-    """Hits by time (unknown times last), for "sort by time" over the best matches."""
-    return sorted(hits, key=lambda h: (h.time is None, h.time or datetime.min))
+    """Hits by the time their card shows (a track's start, else the sighting's; unknown
+    times last), for "sort by time" over the best matches. A track hit's own ``time`` is its
+    representative crop's, which can be late in the track: ordering by it put a track that
+    starts at 08:00:07 before one that starts at 08:00:04."""
+
+    def shown(hit: Any) -> datetime | None:
+        track = getattr(hit, "track", None)
+        return track.start if track is not None and track.start is not None else hit.time
+
+    return sorted(hits, key=lambda h: (shown(h) is None, shown(h) or datetime.min))
 
 
 def local_span(start: datetime | None, end: datetime | None, tz: tzinfo) -> str:

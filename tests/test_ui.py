@@ -3,7 +3,10 @@ profile in a temporary home, tiny encoder, a bootstrap API key)."""
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +16,7 @@ from platform_fixtures import jpeg, person_image
 from streamlit.testing.v1 import AppTest
 
 from aioreid.encoder.model import AIOConfig, AIOModel
-from aioreid.ui.format import SearchState, attribute_filter, job_progress, local_span
+from aioreid.ui.format import SearchState, attribute_filter, job_progress, local_span, time_order
 
 APP = str(Path(__file__).resolve().parents[1] / "ui" / "app.py")
 KEY = "console-test-key-0123456789"
@@ -84,8 +87,45 @@ def _search(at: AppTest, text: str) -> AppTest:
     return at
 
 
+_CARD_BUTTON = re.compile(
+    r'<button type="button" data-action="(\w+)" data-sid="(\d+)">(.*?)</button>'
+)
+
+
+def _grid(at: AppTest):  # type: ignore[no-untyped-def]
+    """The result grid: one custom component holding every card and its buttons."""
+    grids = [e for e in at.get("bidi_component") if e.key == "result_cards"]
+    return grids[0] if grids else None
+
+
+def _card_buttons(at: AppTest) -> list[tuple[str, int, str]]:
+    """The result cards' buttons, ``(action, sighting id, label)``, in page order."""
+    grid = _grid(at)
+    page = json.loads(grid.proto.json) if grid is not None else ""
+    return [(a, int(sid), html.unescape(label)) for a, sid, label in _CARD_BUTTON.findall(page)]
+
+
+def _click_card(at: AppTest, label: str, which: int = 0) -> AppTest:
+    """Click a card's button as the browser does (the grid sends ``{"action", "sid"}`` back
+    as a trigger value) and run the script."""
+    from streamlit.components.v2.bidi_component.main import _make_trigger_id
+
+    found = [b for b in _card_buttons(at) if b[2] == label]
+    assert found, f"no card button {label!r} among {[b[2] for b in _card_buttons(at)]}"
+    action, sid, _ = found[which]
+    states = at._tree.get_widget_states()
+    trigger = states.widgets.add()
+    trigger.id = _make_trigger_id(_grid(at).proto.id, "events")
+    trigger.json_trigger_value = json.dumps(
+        [{"event": "action", "value": {"action": action, "sid": sid}}]
+    )
+    at._run(states)
+    assert not at.exception, at.exception
+    return at
+
+
 def _cards(at: AppTest) -> int:
-    return len([b for b in at.button if b.label == "Similar"])
+    return len([b for b in _card_buttons(at) if b[2] == "Similar"])
 
 
 def test_text_search_shows_the_query_beside_its_results(console: None) -> None:
@@ -94,10 +134,13 @@ def test_text_search_shows_the_query_beside_its_results(console: None) -> None:
     assert any(m.value == "“a person in a red top”" for m in at.markdown)
     assert _cards(at) == 12  # one card per track (each crop is its own track)
     assert any(c.value.startswith("1–12 of 12 tracks ranked") for c in at.caption)
-    _button(at, "New identity").click()
-    at.run()
+    _click_card(at, "New identity")
     assert at.success and "is now identity" in at.success[0].value
-    assert any(b.label.startswith("Identity ") for b in at.button)
+    assert any(b[2].startswith("Identity ") for b in _card_buttons(at))
+    # A trigger fires once: the next run (any widget) does not assign again.
+    at.run()
+    assert not at.success
+    assert sum(b[2] == "New identity" for b in _card_buttons(at)) == 11
 
 
 def test_an_empty_query_is_refused_readably(console: None) -> None:
@@ -120,8 +163,7 @@ def test_the_form_always_shows_the_query_of_its_results(console: None) -> None:
     at = _search(_signed_in(), "first query")
     assert at.text_area[0].value == "first query"  # kept as typed: nothing redrawn
     at.text_area[0].input("edited, never submitted").run()
-    _button(at, "Similar").click()
-    at.run()
+    _click_card(at, "Similar")
     assert at.query_params["similar"] and at.text_area[0].value == ""
     at.query_params.clear()
     at.query_params["text"] = "from a link"
@@ -145,20 +187,19 @@ def test_paging_and_a_shared_link_reload_the_same_results(console: None) -> None
     at.query_params["per_page"] = "6"
     at.run()
     assert _cards(at) == 6 and any(c.value.startswith("1–6 of 12") for c in at.caption)
-    first = [b.key for b in at.button if b.label == "Similar"]
+    first = [b[1] for b in _card_buttons(at) if b[2] == "Similar"]
     _button(at, "Next ▶").click()
     at.run()
     assert at.query_params["page"] == "2"
     assert any(c.value.startswith("7–12 of 12") for c in at.caption)
-    second = [b.key for b in at.button if b.label == "Similar"]
+    second = [b[1] for b in _card_buttons(at) if b[2] == "Similar"]
     assert not set(first) & set(second)  # pages neither overlap nor repeat
     assert _button(at, "Next ▶").disabled
 
 
 def test_find_similar_is_its_own_link(console: None) -> None:
     at = _search(_signed_in(), "anyone")
-    _button(at, "Similar").click()
-    at.run()
+    _click_card(at, "Similar")
     assert at.query_params["similar"]
     assert any(m.value.startswith("Looks like sighting #") for m in at.markdown)
     assert _cards(at) == 11  # itself left out
@@ -178,15 +219,13 @@ def test_sort_by_time_and_a_bad_time_are_handled(console: None) -> None:
 
 def test_review_buttons_confirm_into_an_identity(console: None) -> None:
     at = _search(_signed_in(), "anyone")
-    if any(b.label == "New identity" for b in at.button):
-        _button(at, "New identity").click()
-        at.run()
-    ident = int(next(b.label for b in at.button if b.label.startswith("Identity ")).split()[1])
+    if any(b[2] == "New identity" for b in _card_buttons(at)):
+        _click_card(at, "New identity")
+    ident = int(next(b[2] for b in _card_buttons(at) if b[2].startswith("Identity ")).split()[1])
     at.number_input(key="review_for").set_value(ident).run()
-    ok = [b for b in at.button if b.label == "✓ Match"]
+    ok = [b for b in _card_buttons(at) if b[2] == "✓ Match"]
     assert len(ok) == 12
-    ok[-1].click()
-    at.run()
+    _click_card(at, "✓ Match", which=-1)
     assert at.success and "confirmed" in at.success[0].value
 
 
@@ -339,6 +378,14 @@ def test_result_cards_are_one_escaped_html_block() -> None:
     assert "<b>0.812</b> · &lt;gate&gt; ✓" in html and "<gate>" not in html
     assert "track #3 · 4 crops" in html and "This is your query image itself." in html
     assert "(image unavailable)" in card_html([], "0.5 · gate", [])
+    # A page of cards is one grid element; its buttons carry the action and the sighting.
+    from aioreid.ui.format import card_actions_html, cards_grid_html
+
+    acts = card_actions_html(7, [("sim", "Similar"), ("pin", "<b>pin</b>")])
+    assert '<button type="button" data-action="sim" data-sid="7">Similar</button>' in acts
+    assert "&lt;b&gt;pin&lt;/b&gt;" in acts and "<b>pin" not in acts
+    grid = cards_grid_html([html + acts] * 2, 4)
+    assert grid.count('class="aio-card"') == 2 and "repeat(4,minmax(0,1fr))" in grid
 
 
 def test_history_lines_say_what_each_event_did() -> None:
@@ -354,6 +401,25 @@ def test_history_lines_say_what_each_event_did() -> None:
     assert line("merge", "identity", "3", sources=[5, 6]) == "merge of identity 5, 6 into 3"
     assert line("split", "identity", "3", new_identity=7) == "split of identity 3 → 7"
     assert line("undo", "audit_event", "41", undid="merge") == "undo of merge (event 41)"
+
+
+def test_time_order_follows_the_start_a_card_shows() -> None:
+    from datetime import datetime, timedelta, timezone
+    from types import SimpleNamespace as Hit
+
+    t0 = datetime(2024, 3, 4, 8, 0, tzinfo=timezone.utc)
+
+    def track(start_s: int, crop_s: int) -> Hit:  # a track hit: its time is its best crop's
+        start = t0 + timedelta(seconds=start_s)
+        return Hit(time=t0 + timedelta(seconds=crop_s), track=Hit(start=start), name=start_s)
+
+    hits = [
+        Hit(time=None, track=None, name="no time"),
+        track(7, 7),
+        track(4, 9),  # starts earlier, its best crop later
+        Hit(time=t0 + timedelta(seconds=5), track=None, name=5),
+    ]
+    assert [h.name for h in time_order(hits)] == [4, 5, 7, "no time"]
 
 
 def test_format_helpers() -> None:
@@ -468,10 +534,9 @@ def test_timeline_names_cameras_and_the_route_is_in_time_order() -> None:
 
 def test_one_at_a_time_review_with_keyboard_buttons(console: None) -> None:
     at = _search(_signed_in(), "review me one by one")
-    if any(b.label == "New identity" for b in at.button):
-        _button(at, "New identity").click()
-        at.run()
-    ident = int(next(b.label for b in at.button if b.label.startswith("Identity ")).split()[1])
+    if any(b[2] == "New identity" for b in _card_buttons(at)):
+        _click_card(at, "New identity")
+    ident = int(next(b[2] for b in _card_buttons(at) if b[2].startswith("Identity ")).split()[1])
     at.number_input(key="review_for").set_value(ident).run()
     at.toggle(key="focus_mode").set_value(True).run()
     assert any(c.value.startswith("Result 1 of 12") for c in at.caption)

@@ -74,6 +74,12 @@ def _rows(db: str, sql: str, **params: Any) -> list[Any]:
         engine.dispose()
 
 
+def _identities_of(db: str, sighting: int) -> list[int]:
+    """The identities a sighting is actively assigned to (one, or none)."""
+    sql = "SELECT identity_id FROM assignments WHERE sighting_id = :s AND active"
+    return [r[0] for r in _rows(db, sql, s=sighting)]
+
+
 def _shown(page: str) -> list[str]:
     """The result cards on the page, in order, by what they are (track or sighting id)."""
     return re.findall(r"(?:track|sighting) #\d+", page)
@@ -85,11 +91,16 @@ def _ranked(page: str) -> str:
 
 def _results(d: Any, caption: str, cards: int) -> str:
     """Wait until the page shows ``caption`` and all its ``cards``; the page's text then.
-    The pager is drawn before the cards, so the caption alone can be seen first."""
+    The pager is drawn before the cards, and the result grid (one custom component) fills
+    itself just after the run's other elements: a new caption can be seen above the previous
+    page's cards for a moment, so the page is taken once it holds still (the same text at two
+    polls in a row)."""
+    last = [""]
 
     def shown(dd: Any) -> str | bool:
         page = body(dd)
-        return page if caption in page and len(_shown(page)) == cards else False
+        still, last[0] = page == last[0], page
+        return page if still and caption in page and len(_shown(page)) == cards else False
 
     return str(wait(d, shown))
 
@@ -247,23 +258,13 @@ def test_identity_timeline_merge_with_preview_and_undo(world: dict[str, Any], br
     click(d, "Confirm the merge")
     wait_for_text(d, f"Identity {visitor} merged: 1 sightings moved here")
     wait_for_text(d, f"{WALKER} {walker}: {held + 1} sightings")
-    merged = _rows(
-        world["db"],
-        "SELECT identity_id FROM assignments WHERE sighting_id = :s AND active",
-        s=world["visitor_sighting"],
-    )
-    assert [r[0] for r in merged] == [walker]
+    assert _identities_of(world["db"], world["visitor_sighting"]) == [walker]
     # The newest history row is the merge; its Undo gives the visitor its sighting back.
     assert f"merge of identity {visitor} into {walker}" in body(d)
     click(d, "Undo")
     wait_for_text(d, "merge undone")
     wait_for_text(d, f"{WALKER} {walker}: {held} sightings")
-    back = _rows(
-        world["db"],
-        "SELECT identity_id FROM assignments WHERE sighting_id = :s AND active",
-        s=world["visitor_sighting"],
-    )
-    assert [r[0] for r in back] == [visitor]
+    assert _identities_of(world["db"], world["visitor_sighting"]) == [visitor]
 
 
 def _click_a_point(d: Any, chart: Any) -> None:

@@ -269,6 +269,26 @@ def card_html(thumbs: list[str], title: str, lines: list[str], note: str | None 
     return out + "</div>"
 
 
+def card_actions_html(sid: int, actions: list[tuple[str, str]]) -> str:
+    """A card's action buttons (``(action, label)`` pairs) for the result grid: plain HTML
+    buttons whose clicks the grid component sends back to Python as ``{"action", "sid"}``."""
+    buttons = "".join(
+        f'<button type="button" data-action="{html.escape(action)}" data-sid="{int(sid)}">'
+        f"{html.escape(label)}</button>"
+        for action, label in actions
+    )
+    return f'<div class="aio-acts">{buttons}</div>'
+
+
+def cards_grid_html(cards: list[str], per_row: int) -> str:
+    """Result cards (each already escaped HTML) in rows of ``per_row``."""
+    cells = "".join(f'<div class="aio-card">{card}</div>' for card in cards)
+    return (
+        f'<div class="aio-grid" style="grid-template-columns:repeat({int(per_row)},'
+        f'minmax(0,1fr))">{cells}</div>'
+    )
+
+
 def history_line(event: Any) -> str:
     """What an identity's history event did, in words: ``confirm sighting 12``, ``assign
     sighting 12 (new identity)``, ``split identity 3 → 7``, ``undo of merge (event 41)``."""

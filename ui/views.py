@@ -8,16 +8,20 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone, tzinfo
+from functools import partial
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import streamlit as st
+from streamlit.components import v2 as components
 
 from aioreid.platform.sdk import DETECTOR_NAMES, ApiError, Client
 from aioreid.ui.format import (
     SearchState,
     camera_route,
+    card_actions_html,
     card_html,
+    cards_grid_html,
     data_uri,
     history_line,
     is_query_image,
@@ -415,11 +419,9 @@ def _thumb_uri(object_path: str, _url: str, _c: Any) -> str | None:
     return data_uri(thumbnail_jpeg(data)) if data else None
 
 
-def _card(hit: Any, state: SearchState, query_shas: set[str], review_for: int | None) -> None:
-    """One result: its thumbnails and what it is as one HTML block (thumbnails inline, so
-    the browser requests nothing), its actions in one row. Each Streamlit element is a
-    message, a React subtree and a layout pass in the browser: a page of 24 cards went from
-    168 Streamlit elements (1,769 DOM elements) to 120 (1,265); ``bench_console.py``."""
+def _card_html(hit: Any, query_shas: set[str]) -> str:
+    """One result's thumbnails and what it is as one HTML block (thumbnails inline, so the
+    browser requests nothing; every text escaped by ``card_html``)."""
     c = client()
     tz = viewer_tz()
     track = hit.track
@@ -435,50 +437,153 @@ def _card(hit: Any, state: SearchState, query_shas: set[str], review_for: int | 
     note = (
         "This is your query image itself." if is_query_image(hit.object_key, query_shas) else None
     )
-    st.html(
-        card_html(
-            [t for t in (_thumb(u, c) for u in urls) if t],
-            f"{hit.score:.3f} · {hit.camera or 'camera ?'}{flag}",
-            [when, f"{what} · best part: {hit.best_part}"],
-            note,
-        )
+    return card_html(
+        [t for t in (_thumb(u, c) for u in urls) if t],
+        f"{hit.score:.3f} · {hit.camera or 'camera ?'}{flag}",
+        [when, f"{what} · best part: {hit.best_part}"],
+        note,
     )
+
+
+def _card_actions(hit: Any, review_for: int | None) -> list[tuple[str, str]]:
+    """A card's actions, ``(action, label)``; the action is also its button's key prefix."""
+    out = [("open", "Open")] if hit.track is not None else []
+    out.append(("sim", "Similar"))
+    if hit.identity_id is not None:
+        out.append(("id", f"Identity {hit.identity_id}"))
+    elif review_for is None:
+        out.append(("new", "New identity"))
+    if st.session_state.get("case_id"):
+        out.append(("pin", "Pin to case"))
+    if review_for is not None:
+        out += [("ok", "✓ Match"), ("no", "✗ Not")]
+    return out
+
+
+def _similar(state: SearchState, sid: int) -> SearchState:
+    return SearchState(similar=sid, level=state.level, per_page=state.per_page)
+
+
+def _card_action(action: str, hit: Any, review_for: int | None) -> None:
+    """Run a card's action (all but "sim", which is a callback: see ``_set_query``)."""
+    c = client()
+    sid = hit.sighting_id
+    track = hit.track
+    if action == "open":
+        st.session_state["open_track"] = track.track_id
+        st.switch_page(st.session_state["track_page_obj"])
+    elif action == "id":
+        open_identity(hit.identity_id)
+    elif action == "new":
+        _changed()
+        act(
+            lambda: c.assign(sid, None),
+            "Assign",
+            lambda ack: f"Sighting {sid} is now identity {ack.identity_id}",
+        )
+    elif action == "pin":
+        case_id = st.session_state.get("case_id")
+        kind, ref = ("track", track.track_id) if track is not None else ("sighting", sid)
+        act(
+            lambda: c.pin(case_id, kind, ref),
+            "Pin",
+            lambda _: f"{kind} {ref} pinned to #{case_id}",
+        )
+    elif action == "ok" and review_for is not None:
+        _changed()
+        act(lambda: c.confirm(sid, review_for), "Confirm", lambda _: f"{sid} confirmed")
+    elif action == "no" and review_for is not None:
+        _changed()
+        act(lambda: c.reject(sid, review_for), "Reject", lambda _: f"{sid} rejected")
+
+
+def _card(hit: Any, state: SearchState, query_shas: set[str], review_for: int | None) -> None:
+    """One result as Streamlit elements: its HTML block and a row of buttons (the one card
+    of the one-at-a-time review; a page of results is one ``_cards`` element)."""
+    st.html(_card_html(hit, query_shas))
     sid = hit.sighting_id
     with st.container(horizontal=True, gap="small"):
-        if track is not None and st.button("Open", key=f"open-{sid}"):
-            st.session_state["open_track"] = track.track_id
-            st.switch_page(st.session_state["track_page_obj"])
-        st.button(
-            "Similar",
-            key=f"sim-{sid}",
-            on_click=_set_query,
-            args=(SearchState(similar=sid, level=state.level, per_page=state.per_page),),
-        )
-        if hit.identity_id is not None:
-            if st.button(f"Identity {hit.identity_id}", key=f"id-{sid}"):
-                open_identity(hit.identity_id)
-        elif review_for is None and st.button("New identity", key=f"new-{sid}"):
-            _changed()
-            act(
-                lambda: c.assign(sid, None),
-                "Assign",
-                lambda ack: f"Sighting {sid} is now identity {ack.identity_id}",
-            )
-        case_id = st.session_state.get("case_id")
-        if case_id and st.button("Pin to case", key=f"pin-{sid}"):
-            kind, ref = ("track", track.track_id) if track is not None else ("sighting", sid)
-            act(
-                lambda: c.pin(case_id, kind, ref),
-                "Pin",
-                lambda _: f"{kind} {ref} pinned to #{case_id}",
-            )
-        if review_for is not None:
-            if st.button("✓ Match", key=f"ok-{sid}"):
-                _changed()
-                act(lambda: c.confirm(sid, review_for), "Confirm", lambda _: f"{sid} confirmed")
-            if st.button("✗ Not", key=f"no-{sid}"):
-                _changed()
-                act(lambda: c.reject(sid, review_for), "Reject", lambda _: f"{sid} rejected")
+        for action, label in _card_actions(hit, review_for):
+            if action == "sim":
+                st.button(
+                    label, key=f"sim-{sid}", on_click=_set_query, args=(_similar(state, sid),)
+                )
+            elif st.button(label, key=f"{action}-{sid}"):
+                _card_action(action, hit, review_for)
+
+
+#: The result grid, one custom component: every card's HTML and buttons in one element
+#: instead of ~5 per card. A click sends ``{"action", "sid"}`` back as a trigger value
+#: (transient: it is set for the one run the click causes). Light DOM
+#: (``isolate_styles=False``): the page's fonts apply and the cards' text, images and buttons
+#: are the page's, as with ``st.html``; the CSS is scoped to ``.aio-grid``.
+_CARDS_CSS = """
+.aio-grid { display: grid; gap: 1rem; }
+.aio-grid .aio-card { min-width: 0; }
+.aio-grid .aio-acts { display: flex; flex-wrap: wrap; gap: .5rem; margin-top: .5rem; }
+.aio-grid button {
+  font: inherit; font-size: .875rem; line-height: 1.6; min-height: 2.5rem;
+  padding: .25rem .75rem; cursor: pointer; color: inherit;
+  background: var(--st-background-color, transparent);
+  border: 1px solid var(--st-border-color, rgba(49, 51, 63, .2));
+  border-radius: var(--st-button-radius, .5rem);
+}
+.aio-grid button:hover { border-color: var(--st-primary-color); color: var(--st-primary-color); }
+.aio-grid button:active { background: var(--st-primary-color); color: #fff; }
+"""
+_CARDS_JS = """
+export default function ({ data, parentElement, setTriggerValue }) {
+  let root = parentElement.querySelector(":scope > .aio-cards");
+  if (!root) {
+    root = document.createElement("div");
+    root.className = "aio-cards";
+    parentElement.appendChild(root);
+  }
+  root.innerHTML = data;
+  // The grid is current (React runs this after painting the run's other elements):
+  // bench_console.py waits for it.
+  root.dispatchEvent(new CustomEvent("aioreid-cards", { bubbles: true }));
+  root.onclick = (e) => {
+    const b = e.target.closest("button[data-action]");
+    if (b && root.contains(b))
+      setTriggerValue("action", { action: b.dataset.action, sid: Number(b.dataset.sid) });
+  };
+}
+"""
+_CARDS = components.component(
+    "aioreid_result_cards", css=_CARDS_CSS, js=_CARDS_JS, isolate_styles=False
+)
+
+
+def _cards_clicked(state: SearchState, sids: frozenset[int]) -> None:
+    """The grid's callback: "Similar" makes the page's search another (before the rerun,
+    like a button's ``on_click``); other actions run in the script (``_cards``)."""
+    ev = (st.session_state.get("result_cards") or {}).get("action")
+    if isinstance(ev, dict) and ev.get("action") == "sim" and ev.get("sid") in sids:
+        _set_query(_similar(state, int(ev["sid"])))
+
+
+def _cards(hits: list[Any], state: SearchState, shas: set[str], review_for: int | None) -> None:
+    """The page's results as one element (``_CARDS``), then the clicked action, if any."""
+    by_sid = {h.sighting_id: h for h in hits}
+    html = cards_grid_html(
+        [
+            _card_html(h, shas) + card_actions_html(h.sighting_id, _card_actions(h, review_for))
+            for h in hits
+        ],
+        CARDS_PER_ROW,
+    )
+    got = _CARDS(
+        key="result_cards",
+        data=html,
+        on_action_change=partial(_cards_clicked, state, frozenset(by_sid)),
+    )
+    ev = got.get("action")
+    if not isinstance(ev, dict) or ev.get("action") == "sim":
+        return
+    hit = by_sid.get(ev.get("sid"))
+    if hit is not None and ev.get("action") in dict(_card_actions(hit, review_for)):
+        _card_action(str(ev["action"]), hit, review_for)
 
 
 def search_page() -> None:
@@ -532,11 +637,7 @@ def search_page() -> None:
         ):
             _focus(res.hits, state, shas, int(review_for))
             return
-        for row in range(0, len(res.hits), CARDS_PER_ROW):
-            cols = st.columns(CARDS_PER_ROW)
-            for col, hit in zip(cols, res.hits[row : row + CARDS_PER_ROW], strict=False):
-                with col:
-                    _card(hit, state, shas, int(review_for) or None)
+        _cards(res.hits, state, shas, int(review_for) or None)
 
 
 def _focus(hits: list[Any], state: SearchState, shas: set[str], identity: int) -> None:

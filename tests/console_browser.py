@@ -206,7 +206,12 @@ def body(driver: Any) -> str:
 
 def wait_for_text(driver: Any, text: str, timeout: float = 90) -> str:
     """Wait until the page shows ``text``; returns the page's text then."""
-    return str(wait(driver, lambda d: body(d) if text in body(d) else False, timeout))
+
+    def shown(d: Any) -> str | bool:
+        page = body(d)
+        return page if text in page else False
+
+    return str(wait(driver, shown, timeout))
 
 
 def idle(driver: Any) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from console_browser import (
+    body,
     chromium,
     click,
     loaded_images,
@@ -21,6 +22,7 @@ from console_browser import (
     sign_in,
     type_into,
     wait,
+    wait_for_text,
 )
 from sqlalchemy import create_engine, text
 
@@ -47,17 +49,17 @@ def test_text_search_and_review_in_a_real_browser(console_url, browser) -> None:
     # In the query form the text is sent when "Search" is pressed.
     type_into(d, By.TAG_NAME, "textarea", "a person with a red top")
     click(d, "Search")
-    wait(d, lambda d: "tracks ranked" in d.find_element(By.TAG_NAME, "body").text)
+    wait_for_text(d, "tracks ranked")
     wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "img")) >= 8)
-    body = d.find_element(By.TAG_NAME, "body").text
-    ranked = [line for line in body.splitlines() if "ranked" in line]
+    page = body(d)
+    ranked = [line for line in page.splitlines() if "ranked" in line]
     assert ranked and re.search(r"1–\d+ of \d+ tracks ranked", ranked[0]), ranked
-    assert "gate" in body
-    assert "a person with a red top" in body  # the query stays beside its results
+    assert "gate" in page
+    assert "a person with a red top" in page  # the query stays beside its results
     assert "text=a+person+with+a+red+top" in d.current_url  # and is a link
     screenshot(d, "console-search-test.png")
     click(d, "New identity")
-    wait(d, lambda d: "is now identity" in d.find_element(By.TAG_NAME, "body").text)
+    wait_for_text(d, "is now identity")
 
     engine = create_engine(f"sqlite:///{home / 'aioreid.db'}")
     with engine.connect() as conn:
@@ -71,7 +73,7 @@ def test_text_search_and_review_in_a_real_browser(console_url, browser) -> None:
     assert [(r[0], r[1], bool(r[2])) for r in rows] == [("analyst", "bootstrap", True)]
     # "Similar" (a button in the result grid) makes its own search, a link of its own.
     click(d, "Similar")
-    wait(d, lambda d: "Looks like sighting #" in d.find_element(By.TAG_NAME, "body").text)
+    wait_for_text(d, "Looks like sighting #")
     assert "similar=" in d.current_url and "text=" not in d.current_url
 
 
@@ -95,19 +97,19 @@ def test_track_case_and_evidence_export_in_a_real_browser(  # type: ignore[no-un
     open_page(d, "Cases")
     type_into(d, By.CSS_SELECTOR, "input[aria-label='New case title']", "Hall incident")
     click(d, "Create case")
-    wait(d, lambda d: "Hall incident" in d.find_element(By.TAG_NAME, "body").text)
+    wait_for_text(d, "Hall incident")
     # Search for the hall camera's tracks, pin one, open it.
     open_page(d, "Search")
     type_into(d, By.TAG_NAME, "textarea", "a person in the hall")
     click(d, "Search")
-    wait(d, lambda d: "tracks ranked" in d.find_element(By.TAG_NAME, "body").text)
+    wait_for_text(d, "tracks ranked")
     wait(d, lambda d: len(loaded_images(d)) >= 12)
     screenshot(d, "console-search.png")
     click(d, "Pin to case")
-    wait(d, lambda d: "pinned to #" in d.find_element(By.TAG_NAME, "body").text)
+    wait_for_text(d, "pinned to #")
     click(d, "Open")
-    wait(d, lambda d: "Frames with the box" in d.find_element(By.TAG_NAME, "body").text)
-    wait(d, lambda d: "into the source" in d.find_element(By.TAG_NAME, "body").text)
+    wait_for_text(d, "Frames with the box")
+    wait_for_text(d, "into the source")
     wait(d, lambda d: len(loaded_images(d)) >= 3)
     screenshot(d, "console-track.png")
     # Export the case and check the ZIP the browser saved.
@@ -117,15 +119,8 @@ def test_track_case_and_evidence_export_in_a_real_browser(  # type: ignore[no-un
     zips = wait(d, lambda d: [p for p in downloads.glob("*.zip") if p.stat().st_size > 0])
     verified = CliRunner().invoke(app, ["case", "verify", str(zips[0])])
     assert verified.exit_code == 0, verified.output
-    body = d.find_element(By.TAG_NAME, "body").text
-    assert "#1 Hall incident" in body  # the case to pin to survives the page changes
+    assert "#1 Hall incident" in body(d)  # the case to pin to survives the page changes
     open_page(d, "Identity")
-    wait(
-        d,
-        lambda d: (
-            "Route:" in d.find_element(By.TAG_NAME, "body").text
-            or "recording time" in d.find_element(By.TAG_NAME, "body").text
-        ),
-    )
+    wait(d, lambda d: "Route:" in (page := body(d)) or "recording time" in page)
     wait(d, lambda d: len(loaded_images(d)) >= 1)
     screenshot(d, "console-identity.png")

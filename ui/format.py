@@ -179,11 +179,12 @@ def time_order(hits: list[Any]) -> list[Any]:
     representative crop's, which can be late in the track: ordering by it put a track that
     starts at 08:00:07 before one that starts at 08:00:04."""
 
-    def shown(hit: Any) -> datetime | None:
+    def key(hit: Any) -> tuple[bool, datetime]:
         track = getattr(hit, "track", None)
-        return track.start if track is not None and track.start is not None else hit.time
+        shown = track.start if track is not None and track.start is not None else hit.time
+        return shown is None, shown or datetime.min
 
-    return sorted(hits, key=lambda h: (shown(h) is None, shown(h) or datetime.min))
+    return sorted(hits, key=key)
 
 
 def local_span(start: datetime | None, end: datetime | None, tz: tzinfo) -> str:
